@@ -1,0 +1,206 @@
+/**
+ * Command-line flags of `deno task bench`.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { allTargets, type Target } from "./server_process.ts";
+import { type CaseName, resolveCases, validateShape, type WorkloadShape } from "./workload.ts";
+
+/** Thrown for a bad command line; main prints it with the usage text. */
+export class UsageError extends Error {
+  /** Creates the error with what is wrong. */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** Everything one benchmark run needs to know. */
+export interface BenchConfig {
+  /** Servers to measure, in run order. */
+  targets: Target[];
+  /** Whether the targets were narrowed with --only (then a missing one is an error). */
+  onlyGiven: boolean;
+  /** Cases to run, in run order. */
+  cases: CaseName[];
+  /** Concurrent client counts, each run for every case. */
+  clients: number[];
+  /** HTTP/2 connections, or undefined for min(clients, defaultMaxConns). */
+  conns?: number;
+  /** Measurement window per (case, clients) in duration mode. */
+  durationMs: number;
+  /** Unrecorded lead-in per (case, clients). */
+  warmupMs: number;
+  /** Measurements per (case, clients); the least disturbed one is reported. */
+  repeat: number;
+  /** Count mode: requests per (case, clients) instead of a window. */
+  totalRequests?: number;
+  /** Data sizes. */
+  shape: WorkloadShape;
+  /** Print markdown tables (for docs/benchmarks.md) instead of plain ones. */
+  markdown: boolean;
+  /** Skip the generator-ceiling measurement. */
+  skipOverhead: boolean;
+  /** Smoke-run mode (short windows). */
+  quick: boolean;
+  /** etcd binary. */
+  etcdBinary: string;
+  /** Our entry point (mod.ts). */
+  oursEntry: string;
+  /** Directory for the JSON dump. */
+  outDir: string;
+  /** Show the usage text and exit. */
+  help: boolean;
+}
+
+/** Connections used by default: min(clients, this), as etcd's benchmark spreads --clients over --conns. */
+export const defaultMaxConns = 8;
+/** Upper bound on any window or warm-up given on the command line. */
+export const maxDurationMs = 10 * 60_000;
+/** Upper bound on --repeat. */
+export const maxRepeat = 10;
+/** Upper bound on concurrent clients. */
+export const maxClients = 1_024;
+
+/** Usage text. */
+export const usage = `deno task bench [flags]
+
+Drives our server and etcd 3.4.23 (same flags, same machine, one after the other) with gRPC
+load and prints req/s and latency for both, with ratios.
+
+  --only ours|etcd      measure one server only (default: both; ours is skipped with a note
+                        while mod.ts does not exist)
+  --cases LIST          put, range, all, or case names: put-single, put-random,
+                        range-linearizable, range-serializable (default: all)
+  --clients LIST        concurrent clients, e.g. 1,16,64 (default: 1,16,64)
+  --conns N             HTTP/2 connections (default: min(clients, ${defaultMaxConns}))
+  --duration D          measurement window per case and client count, e.g. 5s, 500ms (default 5s)
+  --warmup D            unrecorded lead-in before each window (default 1s)
+  --total N             measure N requests instead of a window (bounded at 60 s)
+  --repeat N            measure each cell N times and report the attempt that other work on
+                        the machine disturbed least (default 1)
+  --quick               smoke run: 1s windows, 250ms warm-up, 10k keyspace
+  --keyspace N          distinct keys of put-random (default 100000)
+  --key-size N          key bytes (default 8)
+  --val-size N          value bytes (default 256)
+  --seed N              PRNG seed for values and random keys (default 1)
+  --no-overhead         skip the load generator's own ceiling measurement
+  --markdown            print the tables as markdown for docs/benchmarks.md
+  --etcd PATH           etcd binary (default /usr/bin/etcd)
+  --ours PATH           our entry point (default <repo>/mod.ts)
+  --out DIR             where the JSON dump goes (default <repo>/bench/out)
+  --help                this text
+`;
+
+/** Parses a duration such as "5s", "500ms", "1.5s", "2m" or a bare number of seconds. */
+export function parseDuration(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (!match) throw new UsageError(`bad duration "${text}" (use e.g. 5s, 500ms, 1m)`);
+  const value = Number(match[1]);
+  const unit = match[2] ?? "s";
+  const ms = unit === "ms" ? value : unit === "s" ? value * 1000 : value * 60_000;
+  if (ms > maxDurationMs) throw new UsageError(`duration "${text}" is above ${maxDurationMs} ms`);
+  return Math.round(ms);
+}
+
+function positiveInt(text: string, what: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (!/^\d+$/.test(text.trim())) throw new UsageError(`${what} must be a positive integer`);
+  const n = Number(text);
+  if (n < 1 || n > max) throw new UsageError(`${what} must be in [1, ${max}]`);
+  return n;
+}
+
+function list(text: string): string[] {
+  return text.split(",").map((s) => s.trim()).filter((s) => s !== "");
+}
+
+/** Parses the command line; `repoRoot` anchors the default paths. */
+export function parseConfig(args: string[], repoRoot: string): BenchConfig {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        only: { type: "string" },
+        cases: { type: "string" },
+        clients: { type: "string" },
+        conns: { type: "string" },
+        duration: { type: "string" },
+        warmup: { type: "string" },
+        total: { type: "string" },
+        repeat: { type: "string" },
+        quick: { type: "boolean" },
+        keyspace: { type: "string" },
+        "key-size": { type: "string" },
+        "val-size": { type: "string" },
+        seed: { type: "string" },
+        "no-overhead": { type: "boolean" },
+        markdown: { type: "boolean" },
+        etcd: { type: "string" },
+        ours: { type: "string" },
+        out: { type: "string" },
+        help: { type: "boolean" },
+      },
+    });
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+  const v = parsed.values;
+  const quick = v.quick ?? false;
+
+  let targets = [...allTargets];
+  if (v.only !== undefined) {
+    if (!(allTargets as readonly string[]).includes(v.only)) {
+      throw new UsageError(`--only must be one of ${allTargets.join(", ")}`);
+    }
+    targets = [v.only as Target];
+  }
+
+  const cases = resolveCases(list(v.cases ?? "all"));
+  if (typeof cases === "string") throw new UsageError(cases);
+  if (cases.length === 0) throw new UsageError("--cases selects no case");
+
+  const clients = list(v.clients ?? "1,16,64").map((c) => positiveInt(c, "--clients", maxClients));
+  if (clients.length === 0) throw new UsageError("--clients selects no client count");
+
+  const shape: WorkloadShape = {
+    keyspace: v.keyspace !== undefined
+      ? positiveInt(v.keyspace, "--keyspace")
+      : quick
+      ? 10_000
+      : 100_000,
+    keySize: v["key-size"] !== undefined ? positiveInt(v["key-size"], "--key-size", 1024) : 8,
+    valueSize: v["val-size"] !== undefined
+      ? positiveInt(v["val-size"], "--val-size", 1024 * 1024)
+      : 256,
+    seed: v.seed !== undefined ? positiveInt(v.seed, "--seed", 0xffffffff) : 1,
+  };
+  const problem = validateShape(shape);
+  if (problem) throw new UsageError(problem);
+
+  const durationMs = v.duration !== undefined ? parseDuration(v.duration) : quick ? 1000 : 5000;
+  if (durationMs <= 0) throw new UsageError("--duration must be > 0");
+  return {
+    targets,
+    onlyGiven: v.only !== undefined,
+    cases,
+    clients,
+    conns: v.conns !== undefined ? positiveInt(v.conns, "--conns", maxClients) : undefined,
+    durationMs,
+    warmupMs: v.warmup !== undefined ? parseDuration(v.warmup) : quick ? 250 : 1000,
+    repeat: v.repeat !== undefined ? positiveInt(v.repeat, "--repeat", maxRepeat) : 1,
+    totalRequests: v.total !== undefined ? positiveInt(v.total, "--total") : undefined,
+    shape,
+    markdown: v.markdown ?? false,
+    skipOverhead: v["no-overhead"] ?? false,
+    quick,
+    etcdBinary: v.etcd ?? "/usr/bin/etcd",
+    oursEntry: v.ours ?? `${repoRoot}/mod.ts`,
+    outDir: v.out ?? `${repoRoot}/bench/out`,
+    help: v.help ?? false,
+  };
+}

@@ -1,0 +1,228 @@
+/**
+ * Tables (plain or markdown) and the JSON dump of a benchmark run.
+ *
+ * @module
+ */
+
+import type { LoadResult } from "./load.ts";
+import type { Target } from "./server_process.ts";
+import type { CaseName } from "./workload.ts";
+
+/** One measured (target, case, clients) cell. */
+export interface CaseRun {
+  /** Which server. */
+  target: Target;
+  /** Which case. */
+  caseName: CaseName;
+  /** The case's description. */
+  title: string;
+  /** Concurrent clients. */
+  clients: number;
+  /** HTTP/2 connections. */
+  conns: number;
+  /** Figures (with --repeat: the least disturbed attempt). */
+  result: LoadResult;
+  /** With --repeat: every attempt, in run order. */
+  attempts?: LoadResult[];
+}
+
+/** One run of the generator against the trivial in-process server. */
+export interface GeneratorRun {
+  /** Which case's messages were sent. */
+  caseName: CaseName;
+  /** Concurrent clients. */
+  clients: number;
+  /** HTTP/2 connections. */
+  conns: number;
+  /** Figures. */
+  result: LoadResult;
+}
+
+/** What the ratio rows mean; printed under every table. */
+export const ratioLegend = "ratio: req/s is ours/etcd; latency and server µs/req are etcd/ours; " +
+  "so > 1 means ours is better in every column";
+
+/**
+ * Above this much CPU used by other work on the machine (in % of one core) during a window, a
+ * figure is marked as disturbed: the load generator and server did not have the CPUs to
+ * themselves.
+ */
+export const disturbedOtherCpuPct = 25;
+
+/** Legend of the disturbed marker; printed under tables that have one. */
+export const disturbedLegend =
+  `"!": other work on the machine used more than ${disturbedOtherCpuPct}% CPU during the window; ` +
+  "that row is disturbed, rerun it on a quiet machine";
+
+/** `a / b` as "1.23x", or "-" when it is not a finite positive number. */
+export function formatRatio(a: number | undefined, b: number | undefined): string {
+  if (a === undefined || b === undefined || !(b > 0)) return "-";
+  const r = a / b;
+  return Number.isFinite(r) ? `${r.toFixed(2)}x` : "-";
+}
+
+/** Milliseconds with about three significant digits. */
+export function formatMs(ms: number): string {
+  if (!Number.isFinite(ms)) return "-";
+  if (ms < 1) return ms.toFixed(3);
+  if (ms < 10) return ms.toFixed(2);
+  if (ms < 100) return ms.toFixed(1);
+  return ms.toFixed(0);
+}
+
+/** Requests per second, rounded. */
+export function formatRate(perSecond: number): string {
+  return Number.isFinite(perSecond) ? perSecond.toFixed(0) : "-";
+}
+
+function formatMicros(us: number | undefined): string {
+  return us !== undefined && Number.isFinite(us) ? us.toFixed(0) : "-";
+}
+
+function formatPct(pct: number | undefined): string {
+  return pct === undefined || !Number.isFinite(pct) ? "-" : `${pct.toFixed(0)}%`;
+}
+
+function isDisturbed(r: LoadResult): boolean {
+  return r.otherCpuPct !== undefined && r.otherCpuPct > disturbedOtherCpuPct;
+}
+
+function formatOther(r: LoadResult): string {
+  return formatPct(r.otherCpuPct) + (isDisturbed(r) ? " !" : "");
+}
+
+/** Renders rows under a header, as an aligned plain table or a markdown table. */
+export function renderTable(header: string[], rows: string[][], markdown: boolean): string {
+  if (markdown) {
+    const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
+    const align = header.map((_, i) => (i < 2 ? "---" : "---:"));
+    return [line(header), line(align), ...rows.map(line)].join("\n");
+  }
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ")
+      .trimEnd();
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join(
+    "\n",
+  );
+}
+
+const resultHeader = [
+  "clients",
+  "server",
+  "req/s",
+  "avg ms",
+  "p50 ms",
+  "p99 ms",
+  "errors",
+  "server CPU",
+  "server µs/req",
+  "gen CPU",
+  "other CPU",
+];
+
+function resultCells(clients: number, label: string, r: LoadResult): string[] {
+  return [
+    String(clients),
+    label,
+    formatRate(r.throughput),
+    formatMs(r.latency.avgMs),
+    formatMs(r.latency.p50Ms),
+    formatMs(r.latency.p99Ms),
+    String(r.errors),
+    formatPct(r.serverCpuPct),
+    formatMicros(r.serverCpuMicrosPerRequest),
+    formatPct(r.clientCpuPct),
+    formatOther(r),
+  ];
+}
+
+function ratioCells(clients: number, ours: LoadResult, etcd: LoadResult): string[] {
+  return [
+    String(clients),
+    "ratio",
+    formatRatio(ours.throughput, etcd.throughput),
+    formatRatio(etcd.latency.avgMs, ours.latency.avgMs),
+    formatRatio(etcd.latency.p50Ms, ours.latency.p50Ms),
+    formatRatio(etcd.latency.p99Ms, ours.latency.p99Ms),
+    "",
+    "",
+    formatRatio(etcd.serverCpuMicrosPerRequest, ours.serverCpuMicrosPerRequest),
+    "",
+    "",
+  ];
+}
+
+/** One table per case: a row per (clients, server), and a ratio row when both were measured. */
+export function renderCaseTables(runs: CaseRun[], markdown: boolean): string {
+  const out: string[] = [];
+  const caseNames = [...new Set(runs.map((r) => r.caseName))];
+  for (const caseName of caseNames) {
+    const ofCase = runs.filter((r) => r.caseName === caseName);
+    const clientCounts = [...new Set(ofCase.map((r) => r.clients))];
+    const rows: string[][] = [];
+    let anyRatio = false;
+    for (const clients of clientCounts) {
+      const etcd = ofCase.find((r) => r.clients === clients && r.target === "etcd");
+      const ours = ofCase.find((r) => r.clients === clients && r.target === "ours");
+      if (etcd) rows.push(resultCells(clients, "etcd", etcd.result));
+      if (ours) rows.push(resultCells(clients, "ours", ours.result));
+      if (etcd && ours) {
+        rows.push(ratioCells(clients, ours.result, etcd.result));
+        anyRatio = true;
+      }
+    }
+    const title = `${caseName}: ${ofCase[0].title}`;
+    out.push(markdown ? `#### ${title}` : title);
+    out.push("");
+    out.push(renderTable(resultHeader, rows, markdown));
+    const legends = [
+      ...(anyRatio ? [ratioLegend] : []),
+      ...(ofCase.some((r) => isDisturbed(r.result)) ? [disturbedLegend] : []),
+    ];
+    // Markdown needs a paragraph per legend; plain text reads better as consecutive lines.
+    for (const [i, l] of legends.entries()) {
+      if (markdown || i === 0) out.push("");
+      out.push(markdown ? `_${l}_` : l);
+    }
+    out.push("");
+  }
+  return out.join("\n");
+}
+
+/** The generator-ceiling table. */
+export function renderGeneratorTable(runs: GeneratorRun[], markdown: boolean): string {
+  const header = [
+    "clients",
+    "case",
+    "req/s",
+    "avg ms",
+    "p50 ms",
+    "p99 ms",
+    "errors",
+    "CPU",
+    "µs/req",
+    "other CPU",
+  ];
+  const rows = runs.map((g) => [
+    String(g.clients),
+    g.caseName,
+    formatRate(g.result.throughput),
+    formatMs(g.result.latency.avgMs),
+    formatMs(g.result.latency.p50Ms),
+    formatMs(g.result.latency.p99Ms),
+    String(g.result.errors),
+    formatPct(g.result.clientCpuPct),
+    formatMicros(g.result.clientCpuMicrosPerRequest),
+    formatOther(g.result),
+  ]);
+  const title = "load generator ceiling (generator + trivial in-process KV server, one thread)";
+  const legends = runs.some((g) => isDisturbed(g.result)) ? [disturbedLegend] : [];
+  return [
+    markdown ? `#### ${title}` : title,
+    "",
+    renderTable(header, rows, markdown),
+    ...legends.flatMap((l) => ["", markdown ? `_${l}_` : l]),
+    "",
+  ].join("\n");
+}

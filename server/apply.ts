@@ -1,0 +1,135 @@
+/**
+ * Apply: turns committed raft entries into state changes. This is the one place that knows
+ * both mvcc and the lessor; it runs synchronously inside the raft loop, in log order.
+ *
+ * @module
+ */
+import { create, fromBinary, type Message } from "@bufbuild/protobuf";
+import { assert } from "../internal/assert.ts";
+import type { Lessor } from "../lease/mod.ts";
+import type { MvccEvent, MvccStore } from "../mvcc/mod.ts";
+import {
+  type InternalRaftRequest,
+  InternalRaftRequestSchema,
+} from "../proto/gen/etcd/etcdserverpb/raft_internal_pb.ts";
+import {
+  type LeaseGrantRequest,
+  LeaseGrantResponseSchema,
+  type LeaseRevokeRequest,
+  LeaseRevokeResponseSchema,
+  ResponseHeaderSchema,
+} from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
+import type { Entry } from "../raft/mod.ts";
+import { EntryType } from "../raft/mod.ts";
+import { applyCompaction, applyDeleteRange, applyPut, applyTxn } from "./apply_kv.ts";
+import { EtcdError } from "./errors.ts";
+import { leaseErrorToEtcd } from "./lease_service.ts";
+
+/** The outcome of one applied request: a response, or an expected error. */
+export type ApplyOutcome = { response: Message; error?: undefined } | {
+  response?: undefined;
+  error: EtcdError;
+};
+
+/** Receives each applied request's outcome, keyed by request ID. */
+export type ApplyListener = (requestId: bigint, outcome: ApplyOutcome) => void;
+
+/** What apply changes and whom it tells. */
+export interface ApplierDeps {
+  store: MvccStore;
+  lessor: Lessor;
+  onOutcome: ApplyListener;
+  /** Receives the events of each revision, in order (the watch hub). */
+  onEvents?: (events: MvccEvent[]) => void;
+}
+
+/** Applies committed entries to the store and the lessor. */
+export class Applier {
+  readonly #deps: ApplierDeps;
+  readonly #kvDeps: { store: MvccStore; leaseExists: (id: bigint) => boolean };
+
+  /** Creates the applier. */
+  constructor(deps: ApplierDeps) {
+    this.#deps = deps;
+    this.#kvDeps = { store: deps.store, leaseExists: (id) => deps.lessor.exists(id) };
+  }
+
+  /** Applies entries in order. The backend batch commits on its own schedule. */
+  applyEntries(entries: Entry[]): void {
+    const store = this.#deps.store;
+    for (const entry of entries) {
+      // Entries at or below the consistent index were applied before a restart.
+      if (entry.index <= store.consistentIndex()) continue;
+      if (entry.type === EntryType.normal && entry.data.length > 0) {
+        const req = fromBinary(InternalRaftRequestSchema, entry.data);
+        const outcome = this.#applyRequest(req);
+        this.#deps.onOutcome(req.header?.ID ?? req.ID, outcome);
+      }
+      store.setConsistentIndex(entry.index);
+    }
+  }
+
+  #applyRequest(req: InternalRaftRequest): ApplyOutcome {
+    try {
+      if (req.put) return this.#kvWrite(applyPut(this.#kvDeps, req.put));
+      if (req.deleteRange) return this.#kvWrite(applyDeleteRange(this.#kvDeps, req.deleteRange));
+      if (req.txn) return this.#kvWrite(applyTxn(this.#kvDeps, req.txn));
+      if (req.compaction) {
+        return { response: applyCompaction(this.#deps.store, req.compaction) };
+      }
+      if (req.leaseGrant) return this.#leaseGrant(req.leaseGrant);
+      if (req.leaseRevoke) return this.#leaseRevoke(req.leaseRevoke);
+    } catch (err) {
+      const mapped = leaseErrorToEtcd(err);
+      if (mapped instanceof EtcdError) return { error: mapped };
+      throw mapped;
+    }
+    // Every member applies the same log, so an unknown request is a bug in the proposer.
+    assert(false, "apply: raft request of an unsupported kind");
+  }
+
+  #kvWrite(result: { response: Message; events: MvccEvent[] }): ApplyOutcome {
+    this.#publish(result.events);
+    return { response: result.response };
+  }
+
+  #leaseGrant(req: LeaseGrantRequest): ApplyOutcome {
+    const lease = this.#deps.lessor.grant(req.ID, Number(req.TTL));
+    return {
+      response: create(LeaseGrantResponseSchema, {
+        header: this.#header(),
+        ID: lease.id,
+        TTL: BigInt(lease.ttlSeconds),
+      }),
+    };
+  }
+
+  /** Revoking deletes every attached key in one revision (etcd's lessor.Revoke). */
+  #leaseRevoke(req: LeaseRevokeRequest): ApplyOutcome {
+    const keys = this.#deps.lessor.revoke(req.ID);
+    if (keys.length > 0) {
+      const txn = this.#deps.store.write();
+      for (const key of keys) txn.deleteRange(key, undefined);
+      this.#publish(txn.end());
+    }
+    return { response: create(LeaseRevokeResponseSchema, { header: this.#header() }) };
+  }
+
+  #header() {
+    return create(ResponseHeaderSchema, { revision: BigInt(this.#deps.store.currentRev) });
+  }
+
+  /** Keeps lease attachments in step with the key space, then tells watchers. */
+  #publish(events: MvccEvent[]): void {
+    if (events.length === 0) return;
+    const lessor = this.#deps.lessor;
+    for (const ev of events) {
+      const previous = ev.prevKv?.lease ?? 0n;
+      const next = ev.type === "put" ? ev.kv.lease : 0n;
+      if (previous === next) continue;
+      if (previous !== 0n) lessor.detach(previous, ev.kv.key);
+      if (next !== 0n) lessor.attach(next, ev.kv.key);
+    }
+    this.#deps.onEvents?.(events);
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * The Hono app behind every non-gRPC request on the client port: Connect and gRPC-web for the
+ * services, the JSON gateway, `/version` and `/health`.
+ *
+ * @module
+ */
+import { createConnectRouter } from "@connectrpc/connect";
+import { createFetchHandler } from "@connectrpc/connect/protocol";
+import { Hono } from "hono";
+import type { EtcdServer } from "./etcd_server.ts";
+import { mountGateway } from "./gateway.ts";
+import { gatewayRoutes, interceptors, routes } from "./routes.ts";
+import { versions } from "./version.ts";
+
+/** Extra bytes gRPC may receive beyond `--max-request-bytes` (etcd: 512 KiB). */
+export const grpcOverheadBytes = 512 * 1024;
+
+/** Builds the client-port app for `server`. */
+export function clientApp(server: EtcdServer): Hono {
+  const app = new Hono();
+  const maxBodyBytes = server.config.maxRequestBytes + grpcOverheadBytes;
+
+  const router = createConnectRouter({ interceptors, readMaxBytes: maxBodyBytes });
+  routes(server)(router);
+  const connectHandlers = new Map<string, (req: Request) => Promise<Response>>();
+  for (const handler of router.handlers) {
+    connectHandlers.set(handler.requestPath, createFetchHandler(handler, { httpVersion: "1.1" }));
+  }
+  app.use("*", async (c, next) => {
+    const handler = connectHandlers.get(c.req.path);
+    if (handler) return await handler(c.req.raw);
+    await next();
+    return undefined;
+  });
+
+  mountGateway(app, gatewayRoutes(server), maxBodyBytes);
+
+  app.get("/version", (c) => c.json(versions));
+  app.get("/health", async (c) => {
+    const healthy = await server.isHealthy();
+    return c.json({ health: String(healthy) }, healthy ? 200 : 503);
+  });
+  for (const path of ["/version", "/health"]) {
+    app.on(
+      ["POST", "PUT", "DELETE", "PATCH"],
+      path,
+      () => new Response("Method Not Allowed\n", { status: 405 }),
+    );
+  }
+  app.notFound(() => new Response("404 page not found\n", { status: 404 }));
+  return app;
+}

@@ -1,0 +1,116 @@
+/**
+ * The client listener: one port, like etcd's cmux. Each connection's first bytes decide: the
+ * HTTP/2 preface goes to node:http2 (native gRPC needs trailers, which Deno.serve cannot send),
+ * anything else to node:http, where the Hono app serves Connect, gRPC-web and the gateway.
+ *
+ * @module
+ */
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Hono } from "hono";
+import type { EtcdServer } from "./etcd_server.ts";
+import { grpcOverheadBytes } from "./http_app.ts";
+import { nodeHandlerFor } from "./node_fetch.ts";
+import { interceptors, routes } from "./routes.ts";
+
+const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/** Bytes read to classify a connection; a preface is 24 bytes. */
+const sniffBytes = http2Preface.length;
+/** A connection that sends nothing classifiable within this time is closed. */
+const sniffTimeoutMs = 10_000;
+
+/** A listening client port. */
+export class ClientListener {
+  readonly #tcp: net.Server;
+  readonly #sockets: Set<net.Socket>;
+  readonly #h2: http2.Http2Server;
+  readonly #h1: http.Server;
+  /** The bound address. */
+  readonly address: { hostname: string; port: number };
+
+  private constructor(
+    tcp: net.Server,
+    h2: http2.Http2Server,
+    h1: http.Server,
+    sockets: Set<net.Socket>,
+    address: { hostname: string; port: number },
+  ) {
+    this.#sockets = sockets;
+    this.#tcp = tcp;
+    this.#h2 = h2;
+    this.#h1 = h1;
+    this.address = address;
+  }
+
+  /** Listens on `hostname:port` (port 0 picks a free port). */
+  static listen(
+    server: EtcdServer,
+    app: Hono,
+    hostname: string,
+    port: number,
+  ): Promise<ClientListener> {
+    const origin = `http://${hostname}:${port}`;
+    const fallback = nodeHandlerFor((req) => app.fetch(req), origin);
+    const grpc = connectNodeAdapter({
+      routes: routes(server),
+      interceptors,
+      readMaxBytes: server.config.maxRequestBytes + grpcOverheadBytes,
+      // Non-gRPC requests over HTTP/2 (curl --http2-prior-knowledge) reach the same app.
+      fallback: fallback as Parameters<typeof connectNodeAdapter>[0]["fallback"],
+    });
+    const h2 = http2.createServer({}, grpc);
+    const h1 = http.createServer(fallback);
+    const sockets = new Set<net.Socket>();
+    const tcp = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.once("close", () => sockets.delete(socket));
+      classify(socket, (isHttp2) => (isHttp2 ? h2 : h1).emit("connection", socket));
+    });
+    return new Promise((resolve, reject) => {
+      tcp.once("error", reject);
+      tcp.listen(port, hostname, () => {
+        tcp.off("error", reject);
+        const bound = tcp.address() as net.AddressInfo;
+        resolve(new ClientListener(tcp, h2, h1, sockets, { hostname, port: bound.port }));
+      });
+    });
+  }
+
+  /** Stops accepting and closes every open connection. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#tcp.close(() => resolve()));
+    for (const s of this.#sockets) s.destroy();
+    this.#h2.close();
+    this.#h1.close();
+    await closed;
+  }
+}
+
+/** Reads enough of a connection to tell HTTP/2 from HTTP/1.x, then hands the socket on. */
+function classify(socket: net.Socket, route: (isHttp2: boolean) => void): void {
+  let seen: Buffer = Buffer.alloc(0);
+  const timer = setTimeout(() => socket.destroy(), sniffTimeoutMs);
+  const onData = (chunk: Buffer) => {
+    seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]) as Buffer;
+    const n = Math.min(seen.length, sniffBytes);
+    const isPrefaceSoFar = seen.subarray(0, n).toString("latin1") === http2Preface.slice(0, n);
+    // Decide as soon as the bytes cannot be a preface, or are a whole one.
+    if (isPrefaceSoFar && seen.length < sniffBytes) return;
+    clearTimeout(timer);
+    socket.off("data", onData);
+    socket.off("error", onError);
+    socket.pause();
+    socket.unshift(seen);
+    route(isPrefaceSoFar);
+    socket.resume();
+  };
+  const onError = () => {
+    clearTimeout(timer);
+    socket.destroy();
+  };
+  socket.on("data", onData);
+  socket.on("error", onError);
+  socket.once("close", () => clearTimeout(timer));
+}

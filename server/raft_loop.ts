@@ -1,0 +1,184 @@
+/**
+ * The raft loop: the only caller of `ready()` and `advance()`. Each turn takes everything
+ * raft has ready, writes it to the WAL with one fdatasync (group commit: proposals that
+ * arrive while the disk works are batched into the next turn), applies committed entries
+ * synchronously, answers read-index requests, and advances.
+ *
+ * @module
+ */
+import { assert } from "../internal/assert.ts";
+import type { Entry, HardState, RawNode, Ready, SoftState } from "../raft/mod.ts";
+
+/** The part of the WAL the loop uses. */
+export interface RaftStorage {
+  save(hardState: HardState | null, entries: Entry[]): Promise<void>;
+}
+
+/** What the loop calls back into (the server). */
+export interface RaftLoopHooks {
+  /** Applies committed entries, in order, synchronously. */
+  apply(entries: Entry[]): void;
+  /** Called when the leader or role changes. */
+  onSoftState?(state: SoftState): void;
+  /** Called when the loop dies; the server must stop, since nothing can commit any more. */
+  onFatal(err: unknown): void;
+}
+
+/** Options of the loop. */
+export interface RaftLoopOptions {
+  tickIntervalMs: number;
+  /** Applied entries kept in memory after applying (later: for followers catching up). */
+  retainedEntries: number;
+}
+
+interface PendingRead {
+  resolve(index: number): void;
+  reject(err: unknown): void;
+}
+
+interface AppliedWaiter {
+  index: number;
+  resolve(): void;
+}
+
+/** Drives a RawNode against storage and the state machine. */
+export class RaftLoop {
+  readonly #node: RawNode;
+  readonly #storage: RaftStorage;
+  readonly #hooks: RaftLoopHooks;
+  readonly #options: RaftLoopOptions;
+  #wake: (() => void) | null = null;
+  #running = false;
+  #done: Promise<void> | null = null;
+  #ticker: ReturnType<typeof setInterval> | undefined;
+  #readSeq = 0;
+  #pendingReads = new Map<string, PendingRead>();
+  /** Sorted by index; waiters resolve once applied reaches their index. */
+  #appliedWaiters: AppliedWaiter[] = [];
+  #stopError: Error | null = null;
+
+  /** Creates the loop; `start()` runs it. */
+  constructor(node: RawNode, storage: RaftStorage, hooks: RaftLoopHooks, options: RaftLoopOptions) {
+    this.#node = node;
+    this.#storage = storage;
+    this.#hooks = hooks;
+    this.#options = options;
+  }
+
+  /** The raft node (read its term, role, log indexes; never call ready/advance on it). */
+  get node(): RawNode {
+    return this.#node;
+  }
+
+  /** Starts ticking and processing. */
+  start(): void {
+    assert(!this.#running, "raft loop already running");
+    this.#running = true;
+    this.#ticker = setInterval(() => {
+      this.#node.tick();
+      this.notify();
+    }, this.#options.tickIntervalMs);
+    this.#done = this.#run();
+  }
+
+  /** Stops the loop after the current turn; pending reads and waiters are rejected. */
+  async stop(err: Error): Promise<void> {
+    this.#stopError = err;
+    this.#running = false;
+    clearInterval(this.#ticker);
+    this.notify();
+    await this.#done;
+    for (const read of this.#pendingReads.values()) read.reject(err);
+    this.#pendingReads.clear();
+  }
+
+  /** Wakes the loop: raft may have new work. */
+  notify(): void {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
+
+  /** Proposes `data`; throws ProposalDroppedError when this member cannot. */
+  propose(data: Uint8Array): void {
+    this.#node.propose(data);
+    this.notify();
+  }
+
+  /** A linearizable read point: resolves with an index once raft confirms it (ReadIndex). */
+  readIndex(): Promise<number> {
+    if (this.#stopError) return Promise.reject(this.#stopError);
+    const key = String(++this.#readSeq);
+    const ctx = new TextEncoder().encode(key);
+    const promise = new Promise<number>((resolve, reject) => {
+      this.#pendingReads.set(key, { resolve, reject });
+    });
+    try {
+      this.#node.readIndex(ctx);
+    } catch (err) {
+      this.#pendingReads.delete(key);
+      return Promise.reject(err);
+    }
+    this.notify();
+    return promise;
+  }
+
+  /** Resolves once entries up to `index` are applied. */
+  waitApplied(index: number): Promise<void> {
+    if (this.#node.log.applied >= index) return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiters = this.#appliedWaiters;
+      let at = waiters.length;
+      while (at > 0 && waiters[at - 1].index > index) at--;
+      waiters.splice(at, 0, { index, resolve });
+    });
+  }
+
+  async #run(): Promise<void> {
+    try {
+      while (this.#running) {
+        if (!this.#node.hasReady()) {
+          await new Promise<void>((resolve) => (this.#wake = resolve));
+          continue;
+        }
+        const rd = this.#node.ready();
+        await this.#persist(rd);
+        this.#handle(rd);
+      }
+    } catch (err) {
+      this.#running = false;
+      clearInterval(this.#ticker);
+      this.#hooks.onFatal(err);
+    }
+  }
+
+  async #persist(rd: Ready): Promise<void> {
+    // A commit index alone is not worth an fsync: it is re-derived after a crash (§5.3).
+    if (rd.mustSync) await this.#storage.save(rd.hardState, rd.entries);
+  }
+
+  #handle(rd: Ready): void {
+    if (rd.softState) this.#hooks.onSoftState?.(rd.softState);
+    if (rd.committedEntries.length > 0) this.#hooks.apply(rd.committedEntries);
+    this.#node.advance(rd);
+    this.#node.compactLog(this.#options.retainedEntries);
+    this.#releaseAppliedWaiters();
+    for (const rs of rd.readStates) {
+      const key = new TextDecoder().decode(rs.requestCtx);
+      const read = this.#pendingReads.get(key);
+      if (!read) continue;
+      this.#pendingReads.delete(key);
+      read.resolve(rs.index);
+    }
+  }
+
+  #releaseAppliedWaiters(): void {
+    const applied = this.#node.log.applied;
+    let n = 0;
+    while (n < this.#appliedWaiters.length && this.#appliedWaiters[n].index <= applied) {
+      this.#appliedWaiters[n].resolve();
+      n++;
+    }
+    if (n > 0) this.#appliedWaiters.splice(0, n);
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * The services a member serves, registered once for both the gRPC (HTTP/2) path and the
+ * Connect/gRPC-web (fetch) path, plus their JSON gateway routes.
+ *
+ * @module
+ */
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { KV, Lease } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
+import type { EtcdServer } from "./etcd_server.ts";
+import { toConnectError } from "./errors.ts";
+import { type GatewayRoute, route } from "./gateway.ts";
+import { kvService } from "./kv_service.ts";
+import { leaseGatewayRoutes, leaseService, type LeaseServiceDeps } from "./lease_service.ts";
+
+/** Turns the services' EtcdErrors into wire errors with etcd's messages and codes. */
+const etcdErrors: Interceptor = (next) => async (req) => {
+  try {
+    return await next(req);
+  } catch (err) {
+    throw toConnectError(err);
+  }
+};
+
+/** Interceptors every router uses. */
+export const interceptors: Interceptor[] = [etcdErrors];
+
+function leaseDeps(server: EtcdServer): LeaseServiceDeps {
+  return {
+    propose: (init) => server.propose(init),
+    lessor: server.lessor,
+    header: () => server.header(),
+    fillHeader: (h) => server.fillHeader(h),
+    linearizableRead: () => server.linearizableRead(),
+    newLeaseId: () => server.newLeaseId(),
+  };
+}
+
+/** Registers every service of `server` on a Connect router. */
+export function routes(server: EtcdServer): (router: ConnectRouter) => void {
+  const kv = kvService(server);
+  const lease = leaseService(leaseDeps(server));
+  return (router) => {
+    router.service(KV, kv);
+    router.service(Lease, lease);
+  };
+}
+
+/** The JSON gateway's routes over the same service implementations. */
+export function gatewayRoutes(server: EtcdServer): GatewayRoute[] {
+  const kv = kvService(server);
+  return [
+    route("/v3/kv/range", KV.method.range, kv.range),
+    route("/v3/kv/put", KV.method.put, kv.put),
+    route("/v3/kv/deleterange", KV.method.deleteRange, kv.deleteRange),
+    route("/v3/kv/txn", KV.method.txn, kv.txn),
+    route("/v3/kv/compaction", KV.method.compact, kv.compact),
+    ...leaseGatewayRoutes(leaseService(leaseDeps(server))),
+  ];
+}
