@@ -30,6 +30,7 @@ import { RaftLoop } from "./raft_loop.ts";
 
 const backendCommitIntervalMs = 100;
 const leaseRevokeIntervalMs = 500;
+const proposalSweepIntervalMs = 100;
 /** Bound on lease revokes proposed per round (etcd: 1000 per second). */
 const maxRevokesPerRound = 500;
 
@@ -51,7 +52,8 @@ export type ProposalInit = Omit<
 interface Waiter {
   resolve(response: Message): void;
   reject(err: unknown): void;
-  timer: ReturnType<typeof setTimeout>;
+  /** performance.now() after which the proposal fails with `request timed out`. */
+  deadline: number;
 }
 
 /** WAL metadata: who this member is, written at the head of every WAL segment. */
@@ -148,6 +150,16 @@ export class EtcdServer {
    */
   #startDuties(): void {
     this.#timers.push(setInterval(() => this.store.commit(), backendCommitIntervalMs));
+    // One sweep instead of a timer per proposal: Map iteration is in insertion order, so
+    // the oldest proposals come first and the sweep stops at the first one still in time.
+    this.#timers.push(setInterval(() => {
+      const now = performance.now();
+      for (const [id, waiter] of this.#waiters) {
+        if (waiter.deadline > now) break;
+        this.#waiters.delete(id);
+        waiter.reject(Errors.timeout);
+      }
+    }, proposalSweepIntervalMs));
     this.#timers.push(setInterval(() => {
       if (!this.lessor.isPrimary) return;
       for (const id of this.lessor.expired(maxRevokesPerRound)) {
@@ -264,15 +276,11 @@ export class EtcdServer {
     const data = toBinary(InternalRaftRequestSchema, request);
     if (data.length > this.config.maxRequestBytes) return Promise.reject(Errors.requestTooLarge);
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#waiters.delete(id);
-        reject(Errors.timeout);
-      }, this.#requestTimeoutMs);
-      this.#waiters.set(id, { resolve: resolve as (m: Message) => void, reject, timer });
+      const deadline = performance.now() + this.#requestTimeoutMs;
+      this.#waiters.set(id, { resolve: resolve as (m: Message) => void, reject, deadline });
       try {
         this.#loop.propose(data);
       } catch (err) {
-        clearTimeout(timer);
         this.#waiters.delete(id);
         reject(err instanceof ProposalDroppedError ? Errors.noLeader : err);
       }
@@ -315,11 +323,8 @@ export class EtcdServer {
     this.#stopped = Errors.stopped;
     for (const timer of this.#timers) clearInterval(timer);
     await this.#loop.stop(Errors.stopped);
-    for (const [id, waiter] of this.#waiters) {
-      clearTimeout(waiter.timer);
-      waiter.reject(Errors.stopped);
-      this.#waiters.delete(id);
-    }
+    for (const waiter of this.#waiters.values()) waiter.reject(Errors.stopped);
+    this.#waiters.clear();
     this.store.commit();
     this.store.close();
     await this.#wal.close();
@@ -329,7 +334,6 @@ export class EtcdServer {
     const waiter = this.#waiters.get(id);
     if (!waiter) return; // proposed by an earlier run of this member, or timed out
     this.#waiters.delete(id);
-    clearTimeout(waiter.timer);
     if (outcome.error) waiter.reject(outcome.error);
     else waiter.resolve(outcome.response);
   }
@@ -337,10 +341,7 @@ export class EtcdServer {
   #fatal(err: unknown): void {
     this.#stopped = Errors.stopped;
     for (const timer of this.#timers) clearInterval(timer);
-    for (const waiter of this.#waiters.values()) {
-      clearTimeout(waiter.timer);
-      waiter.reject(Errors.stopped);
-    }
+    for (const waiter of this.#waiters.values()) waiter.reject(Errors.stopped);
     this.#waiters.clear();
     this.#onFatal(err);
   }

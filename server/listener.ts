@@ -8,12 +8,12 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Hono } from "hono";
 import type { EtcdServer } from "./etcd_server.ts";
 import { grpcOverheadBytes } from "./http_app.ts";
-import { nodeHandlerFor } from "./node_fetch.ts";
-import { interceptors, routes } from "./routes.ts";
+import { GrpcServer } from "./grpc_server.ts";
+import { nodeHandlerFor, serveFetchOnStream } from "./node_fetch.ts";
+import { routes } from "./routes.ts";
 
 const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /** Bytes read to classify a connection; a preface is 24 bytes. */
@@ -52,16 +52,18 @@ export class ClientListener {
     port: number,
   ): Promise<ClientListener> {
     const origin = `http://${hostname}:${port}`;
-    const fallback = nodeHandlerFor((req) => app.fetch(req), origin);
-    const grpc = connectNodeAdapter({
-      routes: routes(server),
-      interceptors,
+    const fetchHandler = (req: Request) => app.fetch(req);
+    const grpc = new GrpcServer({
       readMaxBytes: server.config.maxRequestBytes + grpcOverheadBytes,
-      // Non-gRPC requests over HTTP/2 (curl --http2-prior-knowledge) reach the same app.
-      fallback: fallback as Parameters<typeof connectNodeAdapter>[0]["fallback"],
     });
-    const h2 = http2.createServer({}, grpc);
-    const h1 = http.createServer(fallback);
+    routes(server)(grpc);
+    const h2 = http2.createServer({});
+    h2.on("stream", (stream, headers) => {
+      if (GrpcServer.isGrpc(headers)) grpc.handle(stream, headers);
+      // Non-gRPC requests over HTTP/2 (curl --http2-prior-knowledge) reach the same app.
+      else serveFetchOnStream(stream, headers, fetchHandler, origin);
+    });
+    const h1 = http.createServer(nodeHandlerFor(fetchHandler, origin));
     const sockets = new Set<net.Socket>();
     const tcp = net.createServer((socket) => {
       sockets.add(socket);

@@ -5,14 +5,14 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { Readable } from "node:stream";
 
 /** A fetch-style handler. */
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
 
-type NodeRequest = IncomingMessage | Http2ServerRequest;
-type NodeResponse = ServerResponse | Http2ServerResponse;
+type NodeRequest = IncomingMessage;
+type NodeResponse = ServerResponse;
 
 /** Converts a node request to a fetch Request (the body streams; nothing is buffered here). */
 export function toFetchRequest(req: NodeRequest, origin: string): Request {
@@ -44,7 +44,7 @@ export async function writeFetchResponse(response: Response, res: NodeResponse):
     if (existing === undefined) headers[name] = value;
     else headers[name] = Array.isArray(existing) ? [...existing, value] : [existing, value];
   });
-  (res as ServerResponse).writeHead(response.status, headers);
+  res.writeHead(response.status, headers);
   if (!response.body) {
     res.end();
     return;
@@ -59,7 +59,7 @@ export async function writeFetchResponse(response: Response, res: NodeResponse):
         return;
       }
       if (next.done) break;
-      const ok = (res as ServerResponse).write(next.value);
+      const ok = res.write(next.value);
       if (!ok) {
         await Promise.race([
           new Promise<void>((resolve) => res.once("drain", resolve)),
@@ -83,8 +83,58 @@ export function nodeHandlerFor(
       .then(() => handler(toFetchRequest(req, origin)))
       .then((response) => writeFetchResponse(response, res))
       .catch(() => {
-        if (!res.headersSent) (res as ServerResponse).writeHead(500);
+        if (!res.headersSent) res.writeHead(500);
         res.end();
       });
   };
+}
+
+/** Serves one raw HTTP/2 stream with a fetch handler (non-gRPC requests on an h2 connection). */
+export function serveFetchOnStream(
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  handler: FetchHandler,
+  origin: string,
+): void {
+  const method = String(headers[":method"] ?? "GET");
+  const requestHeaders = new Headers();
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.startsWith(":") || value === undefined) continue;
+    requestHeaders.set(name, Array.isArray(value) ? value.join(", ") : value);
+  }
+  const hasBody = method !== "GET" && method !== "HEAD";
+  const controller = new AbortController();
+  stream.once("close", () => controller.abort());
+  const request = new Request(new URL(String(headers[":path"] ?? "/"), origin), {
+    method,
+    headers: requestHeaders,
+    body: hasBody
+      ? Readable.toWeb(stream as unknown as Readable) as ReadableStream<Uint8Array>
+      : null,
+    signal: controller.signal,
+    // @ts-ignore: `duplex` is required by fetch for streaming bodies but missing from lib types
+    duplex: "half",
+  });
+  Promise.resolve()
+    .then(() => handler(request))
+    .then(async (response) => {
+      const out: Record<string, string> = { ":status": String(response.status) };
+      response.headers.forEach((value, name) => (out[name] = value));
+      stream.respond(out, { endStream: response.body === null });
+      if (!response.body) return;
+      const reader = response.body.getReader();
+      for (;;) {
+        const next = await reader.read();
+        if (next.done || stream.destroyed) break;
+        if (!stream.write(next.value)) {
+          await new Promise((resolve) => stream.once("drain", resolve));
+        }
+      }
+      stream.end();
+    })
+    .catch(() => {
+      if (!stream.headersSent && !stream.destroyed) {
+        stream.respond({ ":status": 500 }, { endStream: true });
+      } else stream.destroy();
+    });
 }

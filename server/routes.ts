@@ -4,11 +4,12 @@
  *
  * @module
  */
-import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import type { Interceptor } from "@connectrpc/connect";
 import { KV, Lease } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
 import type { EtcdServer } from "./etcd_server.ts";
 import { toConnectError } from "./errors.ts";
 import { type GatewayRoute, route } from "./gateway.ts";
+import type { ServiceRegistrar } from "./grpc_server.ts";
 import { kvService } from "./kv_service.ts";
 import { leaseGatewayRoutes, leaseService, type LeaseServiceDeps } from "./lease_service.ts";
 
@@ -36,7 +37,7 @@ function leaseDeps(server: EtcdServer): LeaseServiceDeps {
 }
 
 /** Registers every service of `server` on a Connect router. */
-export function routes(server: EtcdServer): (router: ConnectRouter) => void {
+export function routes(server: EtcdServer): (router: ServiceRegistrar) => void {
   const kv = kvService(server);
   const lease = leaseService(leaseDeps(server));
   return (router) => {
