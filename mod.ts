@@ -33,7 +33,9 @@ export async function main(args: string[]): Promise<number> {
       console.error(`etcd: ${err.message}`);
       return err.exitCode;
     }
-    throw err;
+    // A damaged WAL, a data dir in use, a port taken: say what, and refuse to start.
+    console.error(`etcd: cannot start: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
   }
   const stop = () => void server.stop();
   Deno.addSignalListener("SIGINT", stop);

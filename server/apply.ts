@@ -22,6 +22,7 @@ import {
 import type { Entry } from "../raft/mod.ts";
 import { EntryType } from "../raft/mod.ts";
 import { applyCompaction, applyDeleteRange, applyPut, applyTxn } from "./apply_kv.ts";
+import { decodeOptions } from "./codec.ts";
 import { EtcdError } from "./errors.ts";
 import { leaseErrorToEtcd } from "./lease_service.ts";
 
@@ -61,7 +62,7 @@ export class Applier {
       // Entries at or below the consistent index were applied before a restart.
       if (entry.index <= store.consistentIndex()) continue;
       if (entry.type === EntryType.normal && entry.data.length > 0) {
-        const req = fromBinary(InternalRaftRequestSchema, entry.data);
+        const req = fromBinary(InternalRaftRequestSchema, entry.data, decodeOptions);
         const outcome = this.#applyRequest(req);
         this.#deps.onOutcome(req.header?.ID ?? req.ID, outcome);
       }

@@ -170,6 +170,18 @@ export class EtcdServer {
     }, leaseRevokeIntervalMs));
   }
 
+  /**
+   * Resolves once compacted history is physically deleted (Compact with `physical`). The
+   * deletion runs in bounded batches, yielding to the event loop between them so that a large
+   * compaction never stalls other requests.
+   */
+  async finishCompaction(): Promise<void> {
+    while (!this.#stopped && this.store.compactionPending) {
+      this.store.compactStep();
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+  }
+
   /** A fresh lease ID: positive int64, unique across members and restarts (etcd's scheme). */
   newLeaseId(): bigint {
     return this.#ids.next() & 0x7fff_ffff_ffff_ffffn;

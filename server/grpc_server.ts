@@ -27,6 +27,7 @@ import {
   type ServiceImpl,
 } from "@connectrpc/connect";
 import type * as http2 from "node:http2";
+import { decodeOptions } from "./codec.ts";
 import { toConnectError } from "./errors.ts";
 
 /** Anything services can be registered on: our gRPC server and Connect's router alike. */
@@ -348,7 +349,7 @@ export class GrpcServer implements ServiceRegistrar {
 
   #decode<I extends DescMessage>(schema: I, bytes: Uint8Array): MessageShape<I> {
     try {
-      return fromBinary(schema, bytes);
+      return fromBinary(schema, bytes, decodeOptions);
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
       throw new ConnectError(`grpc: error unmarshalling request: ${why}`, Code.Internal);

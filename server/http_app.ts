@@ -8,6 +8,7 @@ import { createConnectRouter } from "@connectrpc/connect";
 import { createFetchHandler } from "@connectrpc/connect/protocol";
 import { Hono } from "hono";
 import type { EtcdServer } from "./etcd_server.ts";
+import { decodeOptions } from "./codec.ts";
 import { mountGateway } from "./gateway.ts";
 import { gatewayRoutes, interceptors, routes } from "./routes.ts";
 import { versions } from "./version.ts";
@@ -20,7 +21,11 @@ export function clientApp(server: EtcdServer): Hono {
   const app = new Hono();
   const maxBodyBytes = server.config.maxRequestBytes + grpcOverheadBytes;
 
-  const router = createConnectRouter({ interceptors, readMaxBytes: maxBodyBytes });
+  const router = createConnectRouter({
+    interceptors,
+    readMaxBytes: maxBodyBytes,
+    binaryOptions: decodeOptions,
+  });
   routes(server)(router);
   const connectHandlers = new Map<string, (req: Request) => Promise<Response>>();
   for (const handler of router.handlers) {

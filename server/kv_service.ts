@@ -57,6 +57,7 @@ export function kvService(server: EtcdServer): ServiceImpl<typeof KV> {
     },
     async compact(req) {
       const response = await server.propose<CompactionResponse>({ compaction: req });
+      if (req.physical) await server.finishCompaction();
       server.fillHeader(response.header);
       return response;
     },
