@@ -5,6 +5,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { type ClientKind, clientKinds } from "./load.ts";
 import { allTargets, type Target } from "./server_process.ts";
 import { type CaseName, resolveCases, validateShape, type WorkloadShape } from "./workload.ts";
 
@@ -25,6 +26,8 @@ export interface BenchConfig {
   onlyGiven: boolean;
   /** Cases to run, in run order. */
   cases: CaseName[];
+  /** The gRPC client that generates the load. */
+  client: ClientKind;
   /** Concurrent client counts, each run for every case. */
   clients: number[];
   /** HTTP/2 connections, or undefined for min(clients, defaultMaxConns). */
@@ -74,6 +77,8 @@ load and prints req/s and latency for both, with ratios.
                         while mod.ts does not exist)
   --cases LIST          put, range, all, or case names: put-single, put-random,
                         range-linearizable, range-serializable (default: all)
+  --client raw|connect  gRPC client of the load generator: raw (pre-encoded frames on
+                        node:http2, lean; default) or connect (connect-node's client)
   --clients LIST        concurrent clients, e.g. 1,16,64 (default: 1,16,64)
   --conns N             HTTP/2 connections (default: min(clients, ${defaultMaxConns}))
   --duration D          measurement window per case and client count, e.g. 5s, 500ms (default 5s)
@@ -127,6 +132,7 @@ export function parseConfig(args: string[], repoRoot: string): BenchConfig {
       options: {
         only: { type: "string" },
         cases: { type: "string" },
+        client: { type: "string" },
         clients: { type: "string" },
         conns: { type: "string" },
         duration: { type: "string" },
@@ -160,6 +166,11 @@ export function parseConfig(args: string[], repoRoot: string): BenchConfig {
     targets = [v.only as Target];
   }
 
+  const client = (v.client ?? clientKinds[0]) as ClientKind;
+  if (!clientKinds.includes(client)) {
+    throw new UsageError(`--client must be one of ${clientKinds.join(", ")}`);
+  }
+
   const cases = resolveCases(list(v.cases ?? "all"));
   if (typeof cases === "string") throw new UsageError(cases);
   if (cases.length === 0) throw new UsageError("--cases selects no case");
@@ -188,6 +199,7 @@ export function parseConfig(args: string[], repoRoot: string): BenchConfig {
     targets,
     onlyGiven: v.only !== undefined,
     cases,
+    client,
     clients,
     conns: v.conns !== undefined ? positiveInt(v.conns, "--conns", maxClients) : undefined,
     durationMs,

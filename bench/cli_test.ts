@@ -30,6 +30,7 @@ Deno.test("parseConfig defaults: both servers, all cases, 1/16/64 clients, 5 s",
     "range-linearizable",
     "range-serializable",
   ]);
+  strictEqual(c.client, "raw");
   deepStrictEqual(c.clients, [1, 16, 64]);
   strictEqual(c.conns, undefined);
   strictEqual(c.durationMs, 5000);
@@ -74,9 +75,14 @@ Deno.test("parseConfig flags", async (t) => {
     strictEqual(c.markdown, true);
     strictEqual(c.skipOverhead, true);
   });
+  await t.step("--client picks the gRPC client", () => {
+    strictEqual(parseConfig(["--client", "connect"], "/r").client, "connect");
+    strictEqual(parseConfig(["--client", "raw"], "/r").client, "raw");
+  });
   await t.step("bad input is a UsageError", () => {
     const bad = [
       ["--only", "both"],
+      ["--client", "grpc-js"],
       ["--cases", "watch"],
       ["--cases", ","],
       ["--clients", "0"],

@@ -2,7 +2,8 @@
  * The load generator: N concurrent clients spread over M HTTP/2 connections (h2c, gRPC), each
  * client a closed loop (send, await the answer, send the next). A warm-up period opens the
  * connections and lets the JIT settle; then a measurement window counts completions and records
- * latencies into a {@linkcode Histogram}. Nothing is logged per request.
+ * latencies into a {@linkcode Histogram}. Nothing is logged per request. The gRPC client is either
+ * the lean raw one ({@linkcode RawGrpcConnection}, the default) or connect-node's.
  *
  * @module
  */
@@ -13,11 +14,30 @@ import process from "node:process";
 import { KV } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
 import { assert } from "../internal/assert.ts";
 import { machineBusySeconds } from "./cpu.ts";
+import { RawGrpcConnection } from "./grpc_raw.ts";
 import { Histogram, type LatencySummary } from "./stats.ts";
-import type { KVClient, PreparedCase } from "./workload.ts";
+import {
+  encodeRequest,
+  type KVClient,
+  kvPaths,
+  type KvRequest,
+  type PreparedCase,
+} from "./workload.ts";
+
+/**
+ * Which gRPC client generates the load: `raw` sends pre-encoded frames on `node:http2` (lean, the
+ * default); `connect` is connect-node's generated client (ordinary client code, about three times
+ * the CPU per call).
+ */
+export type ClientKind = "raw" | "connect";
+
+/** Every client kind; the first is the default. */
+export const clientKinds: readonly ClientKind[] = ["raw", "connect"];
 
 /** How long and how hard to drive one case. */
 export interface LoadOptions {
+  /** The gRPC client that sends the requests. */
+  client: ClientKind;
   /** Concurrent clients (closed loops). */
   clients: number;
   /** HTTP/2 connections the clients are spread over (round robin). */
@@ -74,33 +94,88 @@ export type CpuProbe = () => Promise<number>;
 /** Failures beyond this count end a case early: the figures would be meaningless. */
 const maxErrorsPerCase = 1_000;
 
-/** Pool of HTTP/2 connections with one KV client each. */
+/** One HTTP/2 connection of the generator, able to send the requests of a case. */
+export interface KvConnection {
+  /** Sends one request; resolves once it was answered with gRPC status OK. */
+  send(request: KvRequest): Promise<unknown>;
+  /** The hot-loop call of `testCase` on this connection: sends its next request. */
+  sender(testCase: PreparedCase): () => Promise<unknown>;
+  /** Closes the connection; calls in flight fail. */
+  close(): void;
+}
+
+class RawKvConnection implements KvConnection {
+  readonly #grpc: RawGrpcConnection;
+
+  constructor(baseUrl: string) {
+    this.#grpc = new RawGrpcConnection(baseUrl);
+  }
+
+  send(request: KvRequest): Promise<unknown> {
+    return this.#grpc.unary(kvPaths[request.method], encodeRequest(request));
+  }
+
+  sender(testCase: PreparedCase): () => Promise<unknown> {
+    const grpc = this.#grpc;
+    const path = kvPaths[testCase.method];
+    return () => grpc.unary(path, testCase.nextFrame());
+  }
+
+  close(): void {
+    this.#grpc.close();
+  }
+}
+
+class ConnectKvConnection implements KvConnection {
+  readonly #manager: Http2SessionManager;
+  readonly #client: KVClient;
+
+  constructor(baseUrl: string) {
+    // Our own manager per transport: one TCP connection each, and a handle to close it. The
+    // gRPC transport of connect-node always speaks HTTP/2 (h2c for an http:// base URL).
+    this.#manager = new Http2SessionManager(baseUrl);
+    const transport = createGrpcTransport({
+      baseUrl,
+      sessionManager: this.#manager,
+      // No response compression: we measure the servers, not gzip.
+      acceptCompression: [],
+    });
+    this.#client = createClient(KV, transport);
+  }
+
+  send(request: KvRequest): Promise<unknown> {
+    return request.method === "put"
+      ? this.#client.put(request.message)
+      : this.#client.range(request.message);
+  }
+
+  sender(testCase: PreparedCase): () => Promise<unknown> {
+    return () => this.send(testCase.nextMessage());
+  }
+
+  close(): void {
+    this.#manager.abort();
+  }
+}
+
+/** Pool of HTTP/2 connections of one client kind. */
 export class ConnectionPool {
-  readonly #managers: Http2SessionManager[] = [];
-  /** One KV client per connection. */
-  readonly clients: KVClient[] = [];
+  /** The connections; clients are spread over them round robin. */
+  readonly connections: KvConnection[] = [];
 
   /** Opens nothing yet: connections are made by the first calls. */
-  constructor(baseUrl: string, conns: number) {
+  constructor(baseUrl: string, conns: number, kind: ClientKind) {
     assert(Number.isSafeInteger(conns) && conns >= 1, "conns must be >= 1");
     for (let i = 0; i < conns; i++) {
-      // Our own manager per transport: one TCP connection each, and a handle to close it. The
-      // gRPC transport of connect-node always speaks HTTP/2 (h2c for an http:// base URL).
-      const sessionManager = new Http2SessionManager(baseUrl);
-      this.#managers.push(sessionManager);
-      const transport = createGrpcTransport({
-        baseUrl,
-        sessionManager,
-        // No response compression: we measure the servers, not gzip.
-        acceptCompression: [],
-      });
-      this.clients.push(createClient(KV, transport));
+      this.connections.push(
+        kind === "raw" ? new RawKvConnection(baseUrl) : new ConnectKvConnection(baseUrl),
+      );
     }
   }
 
   /** Closes every connection. */
   close(): void {
-    for (const m of this.#managers) m.abort();
+    for (const c of this.connections) c.close();
   }
 }
 
@@ -118,18 +193,16 @@ interface LoopState {
 }
 
 async function clientLoop(
-  client: KVClient,
-  testCase: PreparedCase,
+  call: () => Promise<unknown>,
   state: LoopState,
   histogram: Histogram,
 ): Promise<void> {
-  const call = testCase.call;
   while (!state.stop) {
     const seq = state.seq++;
     if (seq >= state.limit) return;
     const start = performance.now();
     try {
-      await call(client, seq);
+      await call();
     } catch (error) {
       if (state.firstError === undefined) state.firstError = String(error);
       if (state.recording) state.errors++;
@@ -150,8 +223,9 @@ function cpuSeconds(): number {
 
 /**
  * Drives `testCase` against the gRPC endpoint `baseUrl` with `options.clients` closed-loop
- * clients over `options.conns` fresh connections, and returns the figures of the measurement
- * window. The connections are closed before it returns.
+ * clients over `options.conns` fresh connections of the `options.client` kind, and returns the
+ * figures of the measurement window. The connections are closed before it returns. A setup
+ * request that fails rejects (the case cannot run); load requests that fail are counted.
  */
 export async function runLoad(
   baseUrl: string,
@@ -160,7 +234,11 @@ export async function runLoad(
   serverCpu?: CpuProbe,
 ): Promise<LoadResult> {
   assert(Number.isSafeInteger(options.clients) && options.clients >= 1, "clients must be >= 1");
-  const pool = new ConnectionPool(baseUrl, Math.min(options.conns, options.clients));
+  const pool = new ConnectionPool(
+    baseUrl,
+    Math.min(options.conns, options.clients),
+    options.client,
+  );
   try {
     return await drive(pool, testCase, options, serverCpu);
   } finally {
@@ -174,7 +252,7 @@ async function drive(
   options: LoadOptions,
   serverCpu?: CpuProbe,
 ): Promise<LoadResult> {
-  await testCase.setup(pool.clients[0]);
+  for (const request of testCase.setup) await pool.connections[0].send(request);
   const histogram = new Histogram();
   const state: LoopState = {
     stop: false,
@@ -187,8 +265,8 @@ async function drive(
   };
   const loops: Promise<void>[] = [];
   for (let i = 0; i < options.clients; i++) {
-    const client = pool.clients[i % pool.clients.length];
-    loops.push(clientLoop(client, testCase, state, histogram));
+    const connection = pool.connections[i % pool.connections.length];
+    loops.push(clientLoop(connection.sender(testCase), state, histogram));
   }
   const all = Promise.all(loops);
 

@@ -9,7 +9,7 @@
 import { fileURLToPath } from "node:url";
 import { type BenchConfig, defaultMaxConns, parseConfig, usage, UsageError } from "./cli.ts";
 import { processCpuSeconds } from "./cpu.ts";
-import { type LoadOptions, type LoadResult, runLoad } from "./load.ts";
+import { type ClientKind, type LoadOptions, type LoadResult, runLoad } from "./load.ts";
 import { measureGenerator } from "./overhead.ts";
 import {
   type CaseRun,
@@ -37,6 +37,12 @@ const maxOverheadWindowMs = 2_000;
 const jitWarmupMs = 600;
 /** Bound on waiting for a server's /health. */
 const readyTimeoutMs = 60_000;
+
+/** How the report names each client kind. */
+const clientDescription: Readonly<Record<ClientKind, string>> = {
+  raw: "raw node:http2 gRPC client",
+  connect: "connect-node gRPC client",
+};
 
 /** Facts about the machine and software, stored in the JSON dump. */
 export interface Environment {
@@ -94,6 +100,7 @@ async function environment(config: BenchConfig, repoRoot: string): Promise<Envir
 
 function loadOptions(config: BenchConfig, clients: number): LoadOptions {
   return {
+    client: config.client,
     clients,
     conns: config.conns ?? Math.min(clients, defaultMaxConns),
     warmupMs: config.warmupMs,
@@ -278,7 +285,7 @@ export async function main(args: string[]): Promise<number> {
   const header = [
     `${env.cpus} CPUs (${env.cpuModel ?? "unknown"}), load avg at start ${
       env.loadAvg.map((l) => l.toFixed(2)).join(" ")
-    }; ${mode}, ${config.warmupMs} ms warm-up; ` +
+    }; ${clientDescription[config.client]}; ${mode}, ${config.warmupMs} ms warm-up; ` +
     `key ${config.shape.keySize} B, value ${config.shape.valueSize} B, keyspace ${config.shape.keyspace}` +
     repeat,
     ...notes,

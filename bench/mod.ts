@@ -13,13 +13,30 @@ export {
 } from "./cpu.ts";
 export { type BenchConfig, parseConfig, parseDuration, usage, UsageError } from "./cli.ts";
 export {
+  checkUnaryResponse,
+  GrpcCallError,
+  grpcFrame,
+  grpcPath,
+  grpcPrefixBytes,
+  maxResponseBytes,
+  RawGrpcConnection,
+} from "./grpc_raw.ts";
+export {
+  type ClientKind,
+  clientKinds,
   ConnectionPool,
   type CpuProbe,
+  type KvConnection,
   type LoadOptions,
   type LoadResult,
   runLoad,
 } from "./load.ts";
-export { measureGenerator, startTrivialServer, type TrivialServer } from "./overhead.ts";
+export { measureGenerator } from "./overhead.ts";
+export {
+  startTrivialServer,
+  type TrivialServer,
+  type TrivialServerOptions,
+} from "./trivial_server.ts";
 export {
   type CaseRun,
   formatMs,
@@ -44,10 +61,13 @@ export {
 export { Histogram, type HistogramOptions, type LatencySummary, percentile } from "./stats.ts";
 export {
   allCases,
-  type CallFn,
   caseGroups,
   type CaseName,
+  encodeRequest,
   type KVClient,
+  type KvMethod,
+  kvPaths,
+  type KvRequest,
   makeKey,
   prepareCase,
   type PreparedCase,

@@ -216,7 +216,7 @@ export function renderGeneratorTable(runs: GeneratorRun[], markdown: boolean): s
     formatMicros(g.result.clientCpuMicrosPerRequest),
     formatOther(g.result),
   ]);
-  const title = "load generator ceiling (generator + trivial in-process KV server, one thread)";
+  const title = "load generator ceiling (generator + trivial in-process gRPC server, one thread)";
   const legends = runs.some((g) => isDisturbed(g.result)) ? [disturbedLegend] : [];
   return [
     markdown ? `#### ${title}` : title,

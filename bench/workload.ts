@@ -1,18 +1,22 @@
 /**
  * The benchmark cases (after etcd's `benchmark put` / `benchmark range`) and their prebuilt
- * request messages, so the hot loop only picks a message and sends it.
+ * requests, so the hot loop only picks a request and sends it: as messages for the connect client,
+ * as encoded gRPC frames for the raw client.
  *
  * @module
  */
 
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
 import {
-  type KV,
+  KV,
+  type PutRequest,
   PutRequestSchema,
+  type RangeRequest,
   RangeRequestSchema,
 } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
 import { assert } from "../internal/assert.ts";
+import { grpcFrame, grpcPath, grpcPrefixBytes } from "./grpc_raw.ts";
 
 /** A generated etcd KV client. */
 export type KVClient = Client<typeof KV>;
@@ -51,22 +55,46 @@ export interface WorkloadShape {
   seed: number;
 }
 
-/** Upper bound on prebuilt put-random messages (one per key of the keyspace). */
+/** Upper bound on put-random's keyspace (the connect client prebuilds one message per key). */
 export const maxKeyspace = 1_000_000;
 
-/** One call of a case: `seq` counts calls across all clients of the run. */
-export type CallFn = (client: KVClient, seq: number) => Promise<unknown>;
+/** The KV methods the cases call. */
+export type KvMethod = "put" | "range";
 
-/** A case ready to run: its calls are built, and `setup` prepares the server. */
+/** gRPC path of each KV method the cases call. */
+export const kvPaths: Readonly<Record<KvMethod, string>> = {
+  put: grpcPath(KV.typeName, KV.method.put.name),
+  range: grpcPath(KV.typeName, KV.method.range.name),
+};
+
+/** One KV request as a message. */
+export type KvRequest =
+  | { method: "put"; message: PutRequest }
+  | { method: "range"; message: RangeRequest };
+
+/** `request` as the gRPC frame (prefix + protobuf bytes) the raw client sends. */
+export function encodeRequest(request: KvRequest): Uint8Array {
+  return grpcFrame(
+    request.method === "put"
+      ? toBinary(PutRequestSchema, request.message)
+      : toBinary(RangeRequestSchema, request.message),
+  );
+}
+
+/** A case ready to run: its requests are built; the `next*` functions only pick one. */
 export interface PreparedCase {
   /** The case name. */
   name: CaseName;
   /** Human-readable description for the tables. */
   title: string;
-  /** Makes the server ready for the case (e.g. writes the key a range reads). */
-  setup(client: KVClient): Promise<void>;
-  /** One request. */
-  call: CallFn;
+  /** Requests that make the server ready for the case (e.g. write the key a range reads). */
+  setup: readonly KvRequest[];
+  /** The method every load request calls. */
+  method: KvMethod;
+  /** The next load request as a message (connect client). */
+  nextMessage(): KvRequest;
+  /** The next load request as a gRPC frame for `kvPaths[method]` (raw client). */
+  nextFrame(): Uint8Array;
 }
 
 /** mulberry32: tiny, fast, seeded; good enough to spread keys uniformly. */
@@ -102,7 +130,15 @@ export function validateShape(shape: WorkloadShape): string | undefined {
   return undefined;
 }
 
-/** Builds the messages of `name` once; the returned call only indexes into them. */
+/** Writes `index` as `length` zero-padded ASCII digits into `bytes` at `offset`. */
+function writeDigits(bytes: Uint8Array, offset: number, length: number, index: number): void {
+  for (let i = offset + length - 1; i >= offset; i--) {
+    bytes[i] = 0x30 + (index % 10);
+    index = Math.floor(index / 10);
+  }
+}
+
+/** Builds the requests of `name` once; the returned case only picks among them. */
 export function prepareCase(name: CaseName, shape: WorkloadShape): PreparedCase {
   const problem = validateShape(shape);
   assert(problem === undefined, problem ?? "");
@@ -110,51 +146,85 @@ export function prepareCase(name: CaseName, shape: WorkloadShape): PreparedCase 
   const value = new Uint8Array(shape.valueSize);
   for (let i = 0; i < value.length; i++) value[i] = 33 + Math.floor(rand() * 94);
   const singleKey = makeKey(0, shape.keySize);
-  const noSetup = () => Promise.resolve();
-  const putSingleKey = async (client: KVClient) => {
-    await client.put(create(PutRequestSchema, { key: singleKey, value }));
+  const putSingle: KvRequest = {
+    method: "put",
+    message: create(PutRequestSchema, { key: singleKey, value }),
   };
   switch (name) {
     case "put-single": {
-      const request = create(PutRequestSchema, { key: singleKey, value });
+      const frame = encodeRequest(putSingle);
       return {
         name,
         title: `put, one key (${shape.keySize} B key, ${shape.valueSize} B value)`,
-        setup: noSetup,
-        call: (client) => client.put(request),
+        setup: [],
+        method: "put",
+        nextMessage: () => putSingle,
+        nextFrame: () => frame,
       };
     }
     case "put-random": {
-      const requests = new Array(shape.keyspace);
-      for (let i = 0; i < shape.keyspace; i++) {
-        requests[i] = create(PutRequestSchema, { key: makeKey(i, shape.keySize), value });
-      }
+      const { keyspace, keySize } = shape;
       // xorshift32 inline: drawing a key must cost next to nothing in the hot loop.
       let x = (Math.floor(rand() * 0xffffffff) | 1) >>> 0;
-      const keyspace = shape.keyspace;
+      const nextIndex = () => {
+        x ^= x << 13;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        return (x >>> 0) % keyspace;
+      };
+      // The connect client sends messages: one per key, built on first use only.
+      let messages: KvRequest[] | undefined;
+      const buildMessages = () => {
+        const out = new Array<KvRequest>(keyspace);
+        for (let i = 0; i < keyspace; i++) {
+          out[i] = {
+            method: "put",
+            message: create(PutRequestSchema, { key: makeKey(i, keySize), value }),
+          };
+        }
+        return out;
+      };
+      // The raw client sends a copy of one encoded frame with the key digits rewritten. The key is
+      // field 1, so protobuf puts it first: tag byte, length varint, key bytes.
+      const template = encodeRequest(putSingle);
+      const keyOffset = grpcPrefixBytes + 1 + (keySize < 0x80 ? 1 : keySize < 0x4000 ? 2 : 3);
+      assert(
+        template[grpcPrefixBytes] === 0x0a &&
+          template.subarray(keyOffset, keyOffset + keySize).every((b, i) => b === singleKey[i]),
+        "the put frame does not start with its key",
+      );
       return {
         name,
-        title: `put, random keys (keyspace ${keyspace}, ${shape.keySize} B key, ` +
+        title: `put, random keys (keyspace ${keyspace}, ${keySize} B key, ` +
           `${shape.valueSize} B value)`,
-        setup: noSetup,
-        call: (client) => {
-          x ^= x << 13;
-          x ^= x >>> 17;
-          x ^= x << 5;
-          return client.put(requests[(x >>> 0) % keyspace]);
+        setup: [],
+        method: "put",
+        nextMessage: () => (messages ??= buildMessages())[nextIndex()],
+        nextFrame: () => {
+          // A fresh copy each time: a frame may still be queued for writing when the next
+          // request is built.
+          const frame = template.slice();
+          writeDigits(frame, keyOffset, keySize, nextIndex());
+          return frame;
         },
       };
     }
     case "range-linearizable":
     case "range-serializable": {
       const serializable = name === "range-serializable";
-      const request = create(RangeRequestSchema, { key: singleKey, serializable });
+      const request: KvRequest = {
+        method: "range",
+        message: create(RangeRequestSchema, { key: singleKey, serializable }),
+      };
+      const frame = encodeRequest(request);
       return {
         name,
         title: `range, one key, ${serializable ? "serializable" : "linearizable"} ` +
           `(${shape.valueSize} B value)`,
-        setup: putSingleKey,
-        call: (client) => client.range(request),
+        setup: [putSingle],
+        method: "range",
+        nextMessage: () => request,
+        nextFrame: () => frame,
       };
     }
   }

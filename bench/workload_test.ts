@@ -1,26 +1,40 @@
-import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { deepStrictEqual, notStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
+import { fromBinary } from "@bufbuild/protobuf";
 import {
   type PutRequest,
   PutRequestSchema,
-  type RangeRequest,
   RangeRequestSchema,
 } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
-import type { KVClient } from "./workload.ts";
-import { makeKey, prepareCase, resolveCases, validateShape } from "./workload.ts";
 import { AssertionError } from "../internal/assert.ts";
+import { grpcPrefixBytes } from "./grpc_raw.ts";
+import {
+  kvPaths,
+  type KvRequest,
+  makeKey,
+  prepareCase,
+  type PreparedCase,
+  resolveCases,
+  validateShape,
+} from "./workload.ts";
 
 const shape = { keyspace: 100, keySize: 8, valueSize: 32, seed: 9 };
+const text = new TextDecoder();
 
-/** A fake client that records the messages a case sends. */
-function recorder() {
-  const puts: PutRequest[] = [];
-  const ranges: RangeRequest[] = [];
-  const client = {
-    put: (req: PutRequest) => (puts.push(req), Promise.resolve({})),
-    range: (req: RangeRequest) => (ranges.push(req), Promise.resolve({})),
-  } as unknown as KVClient;
-  return { client, puts, ranges };
+/** The message inside a gRPC frame, checking the prefix as a server would. */
+function unframe(frame: Uint8Array): Uint8Array {
+  strictEqual(frame[0], 0, "uncompressed");
+  const length = new DataView(frame.buffer, frame.byteOffset).getUint32(1);
+  strictEqual(frame.length, grpcPrefixBytes + length, "prefix length matches");
+  return frame.subarray(grpcPrefixBytes);
+}
+
+function framedPut(c: PreparedCase): PutRequest {
+  return fromBinary(PutRequestSchema, unframe(c.nextFrame()));
+}
+
+function put(request: KvRequest): PutRequest {
+  strictEqual(request.method, "put");
+  return request.message as PutRequest;
 }
 
 Deno.test("makeKey pads to exactly keySize bytes", () => {
@@ -47,56 +61,82 @@ Deno.test("resolveCases expands groups in run order and rejects unknown names", 
   strictEqual(typeof resolveCases(["nope"]), "string");
 });
 
-Deno.test("put-single sends one prebuilt message with the configured sizes", async () => {
-  const { client, puts } = recorder();
-  const c = prepareCase("put-single", shape);
-  await c.setup(client);
-  strictEqual(puts.length, 0);
-  await c.call(client, 0);
-  await c.call(client, 1);
-  strictEqual(puts[0], puts[1], "the message is built once");
-  strictEqual(puts[0].key.length, 8);
-  strictEqual(puts[0].value.length, 32);
-  // Round trip through the wire format: what etcd receives.
-  const wire = fromBinary(PutRequestSchema, toBinary(PutRequestSchema, puts[0]));
-  deepStrictEqual(wire.key, makeKey(0, 8));
+Deno.test("kvPaths are etcd's gRPC paths", () => {
+  deepStrictEqual(kvPaths, { put: "/etcdserverpb.KV/Put", range: "/etcdserverpb.KV/Range" });
 });
 
-Deno.test("put-random spreads keys over the keyspace, the same for the same seed", async () => {
-  const draw = async (seed: number) => {
-    const { client, puts } = recorder();
-    const c = prepareCase("put-random", { ...shape, seed });
-    for (let i = 0; i < 2000; i++) await c.call(client, i);
-    return puts.map((p) => new TextDecoder().decode(p.key));
+Deno.test("put-single sends one prebuilt request with the configured sizes", () => {
+  const c = prepareCase("put-single", shape);
+  strictEqual(c.setup.length, 0);
+  strictEqual(c.method, "put");
+  const message = put(c.nextMessage());
+  strictEqual(c.nextMessage().message, message, "the message is built once");
+  strictEqual(c.nextFrame(), c.nextFrame(), "the frame is encoded once");
+  deepStrictEqual(message.key, makeKey(0, 8));
+  strictEqual(message.value.length, 32);
+  // The frame is what the server receives: the same request.
+  const wire = framedPut(c);
+  deepStrictEqual(wire.key, message.key);
+  deepStrictEqual(wire.value, message.value);
+});
+
+Deno.test("put-random spreads keys over the keyspace, the same for the same seed", async (t) => {
+  const drawFrames = (seed: number, s = shape) => {
+    const c = prepareCase("put-random", { ...s, seed });
+    return Array.from({ length: 2000 }, () => text.decode(framedPut(c).key));
   };
-  const keys = await draw(9);
-  const distinct = new Set(keys);
-  ok(distinct.size > 90, `only ${distinct.size} of 100 keys drawn`);
-  for (const k of distinct) ok(/^\d{8}$/.test(k) && Number(k) < 100, k);
-  deepStrictEqual(await draw(9), keys);
-  ok((await draw(10)).join() !== keys.join());
+  const drawMessages = (seed: number) => {
+    const c = prepareCase("put-random", { ...shape, seed });
+    return Array.from({ length: 2000 }, () => text.decode(put(c.nextMessage()).key));
+  };
+  const keys = drawFrames(9);
+  await t.step("uniform over the keyspace", () => {
+    const distinct = new Set(keys);
+    ok(distinct.size > 90, `only ${distinct.size} of 100 keys drawn`);
+    for (const k of distinct) ok(/^\d{8}$/.test(k) && Number(k) < 100, k);
+  });
+  await t.step("seeded", () => {
+    deepStrictEqual(drawFrames(9), keys);
+    ok(drawFrames(10).join() !== keys.join());
+  });
+  await t.step("raw frames and connect messages carry the same keys", () => {
+    deepStrictEqual(drawMessages(9), keys);
+  });
+  await t.step("every frame is a whole put with the case's value", () => {
+    const c = prepareCase("put-random", shape);
+    const single = put(prepareCase("put-single", shape).nextMessage());
+    const a = c.nextFrame();
+    const b = c.nextFrame();
+    notStrictEqual(a.buffer, b.buffer, "frames in flight are never rewritten");
+    for (const frame of [a, b]) {
+      const wire = fromBinary(PutRequestSchema, unframe(frame));
+      deepStrictEqual(wire.value, single.value);
+      strictEqual(wire.lease, 0n);
+    }
+  });
+  await t.step("long keys (two-byte length) are rewritten in the right place", () => {
+    const long = { ...shape, keySize: 200, keyspace: 1000 };
+    const drawn = drawFrames(9, long);
+    for (const k of drawn) ok(/^\d{200}$/.test(k) && Number(k) < 1000, k);
+    ok(new Set(drawn).size > 500);
+  });
 });
 
 Deno.test("range cases write their key first and read it with the right consistency", async (t) => {
-  for (
-    const [name, serializable] of [["range-linearizable", false], [
-      "range-serializable",
-      true,
-    ]] as const
-  ) {
-    await t.step(name, async () => {
-      const { client, puts, ranges } = recorder();
+  const cases = [["range-linearizable", false], ["range-serializable", true]] as const;
+  for (const [name, serializable] of cases) {
+    await t.step(name, () => {
       const c = prepareCase(name, shape);
-      await c.setup(client);
-      strictEqual(puts.length, 1);
-      await c.call(client, 0);
-      strictEqual(ranges.length, 1);
-      deepStrictEqual(ranges[0].key, puts[0].key);
-      strictEqual(ranges[0].serializable, serializable);
-      deepStrictEqual(
-        fromBinary(RangeRequestSchema, toBinary(RangeRequestSchema, ranges[0])).key,
-        makeKey(0, 8),
-      );
+      strictEqual(c.setup.length, 1);
+      const written = put(c.setup[0]);
+      strictEqual(c.method, "range");
+      const request = c.nextMessage();
+      strictEqual(request.method, "range");
+      deepStrictEqual(request.message.key, written.key);
+      strictEqual(request.message.serializable, serializable);
+      const wire = fromBinary(RangeRequestSchema, unframe(c.nextFrame()));
+      deepStrictEqual(wire.key, makeKey(0, 8));
+      strictEqual(wire.serializable, serializable);
     });
   }
 });

@@ -68,7 +68,10 @@ export class ClientListener {
     const tcp = net.createServer((socket) => {
       sockets.add(socket);
       socket.once("close", () => sockets.delete(socket));
-      classify(socket, (isHttp2) => (isHttp2 ? h2 : h1).emit("connection", socket));
+      classify(socket, (isHttp2) => {
+        if (isHttp2) coalesceWrites(socket);
+        (isHttp2 ? h2 : h1).emit("connection", socket);
+      });
     });
     return new Promise((resolve, reject) => {
       tcp.once("error", reject);
@@ -115,4 +118,27 @@ function classify(socket: net.Socket, route: (isHttp2: boolean) => void): void {
   socket.on("data", onData);
   socket.on("error", onError);
   socket.once("close", () => clearTimeout(timer));
+}
+
+/**
+ * Coalesces the socket writes of one event-loop turn into one: the first write corks the
+ * socket and the cork is released after the turn's I/O callbacks. HTTP/2 writes every frame
+ * (a response is at least HEADERS, DATA and trailing HEADERS) as its own write; under load many
+ * responses are produced in the same turn, and one writev for all of them saves most of the
+ * per-write cost, which the read-path profile showed as the largest single item.
+ */
+function coalesceWrites(socket: net.Socket): void {
+  const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+  let corked = false;
+  socket.write = ((...args: unknown[]) => {
+    if (!corked && !socket.destroyed) {
+      corked = true;
+      socket.cork();
+      setImmediate(() => {
+        corked = false;
+        socket.uncork();
+      });
+    }
+    return write(...args);
+  }) as typeof socket.write;
 }
