@@ -43,7 +43,8 @@ export function concatBytes(...parts: Uint8Array[]): Uint8Array {
 export function prefixEnd(prefix: Uint8Array): Uint8Array {
   for (let i = prefix.length - 1; i >= 0; i--) {
     if (prefix[i] < 0xff) {
-      const end = prefix.slice(0, i + 1);
+      // A copy even when given a node Buffer, whose slice() is a view of the caller's bytes.
+      const end = new Uint8Array(prefix.subarray(0, i + 1));
       end[i]++;
       return end;
     }

@@ -23,3 +23,10 @@ Deno.test("concatBytes and equalBytes", () => {
   assertEquals(equalBytes(joined, utf8("abc")), true);
   assertEquals(equalBytes(joined, utf8("abd")), false);
 });
+
+Deno.test("prefixEnd never changes its argument, even a node Buffer", async () => {
+  const { Buffer } = await import("node:buffer");
+  const key = Buffer.from("h");
+  assertEquals(prefixEnd(key), utf8("i"));
+  assertEquals(key.toString(), "h");
+});

@@ -6,6 +6,22 @@
  */
 export { CompactedError, FutureRevError } from "./errors.ts";
 export { type HistoryOptions, MvccStore, type MvccStoreOptions } from "./store.ts";
+export {
+  DuplicateWatchIdError,
+  eventBytes,
+  realTimers,
+  type WatchBatch,
+  WatchClosedError,
+  Watcher,
+  WatchHub,
+  type WatchHubOptions,
+  WatchRangeEmptyError,
+  type WatchSource,
+  type WatchSpec,
+  WatchStream,
+  type WatchStreamListener,
+  type WatchTimers,
+} from "./watch_hub.ts";
 export type {
   KeyValue,
   MvccEvent,

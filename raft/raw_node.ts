@@ -35,6 +35,8 @@ export interface RaftConfig {
   random: () => number;
   /** Bound on proposals accepted but not yet committed. */
   maxUncommittedEntries?: number;
+  /** Bound on the payload bytes of proposals accepted but not yet committed (etcd: 1 GiB). */
+  maxUncommittedBytes?: number;
 }
 
 /** What the WAL held at start-up. */
@@ -52,13 +54,16 @@ export interface RaftRestore {
 /** Thrown by `propose()` when this member cannot take proposals now (not leader, overloaded). */
 export class ProposalDroppedError extends Error {
   /** Says why the proposal was dropped. */
-  constructor(reason: string) {
+  constructor(
+    readonly reason: "not leader" | "too many uncommitted entries" | "too many uncommitted bytes",
+  ) {
     super(`raft proposal dropped: ${reason}`);
     this.name = "ProposalDroppedError";
   }
 }
 
 const defaultMaxUncommittedEntries = 100_000;
+const defaultMaxUncommittedBytes = 1 << 30;
 
 /** One raft member's state machine. */
 export class RawNode {
@@ -73,6 +78,8 @@ export class RawNode {
   #electionElapsed = 0;
   #randomizedElectionTimeout = 0;
   #pendingReads: Uint8Array[] = [];
+  /** Payload bytes of entries after the commit index. */
+  #uncommittedBytes = 0;
   #readStates: ReadState[] = [];
   #prevHardState: HardState;
   #prevSoftState: SoftState;
@@ -83,7 +90,11 @@ export class RawNode {
     assert(config.voters.length === 1, "this raft version runs single-member clusters only");
     assert(config.electionTicks > config.heartbeatTicks, "election ticks must exceed heartbeat");
     this.id = config.id;
-    this.#config = { maxUncommittedEntries: defaultMaxUncommittedEntries, ...config };
+    this.#config = {
+      maxUncommittedEntries: defaultMaxUncommittedEntries,
+      maxUncommittedBytes: defaultMaxUncommittedBytes,
+      ...config,
+    };
     const hs = restore.hardState ?? { term: 0, vote: 0n, commit: 0 };
     const applied = Math.max(restore.applied ?? 0, restore.marker.index);
     this.log = new RaftLog(restore.marker, restore.entries, Math.max(hs.commit, applied));
@@ -132,6 +143,14 @@ export class RawNode {
     if (this.log.lastIndex() - this.log.committed >= this.#config.maxUncommittedEntries) {
       throw new ProposalDroppedError("too many uncommitted entries");
     }
+    // One oversized proposal is still accepted when nothing is pending, or it never could be.
+    if (
+      this.#uncommittedBytes > 0 &&
+      this.#uncommittedBytes + data.length > this.#config.maxUncommittedBytes
+    ) {
+      throw new ProposalDroppedError("too many uncommitted bytes");
+    }
+    this.#uncommittedBytes += data.length;
     const index = this.log.lastIndex() + 1;
     this.log.append([{ term: this.#term, index, type, data }]);
     return index;
@@ -246,6 +265,9 @@ export class RawNode {
   #maybeCommit(): void {
     const candidate = this.log.stable;
     if (candidate > this.log.committed && this.log.term(candidate) === this.#term) {
+      for (const e of this.log.slice(this.log.committed + 1, candidate + 1)) {
+        this.#uncommittedBytes -= e.data.length;
+      }
       this.log.commitTo(candidate);
     }
     this.#releaseReads();

@@ -132,3 +132,24 @@ Deno.test("compactLog drops applied entries but keeps the tail", () => {
   strictEqual(node.log.firstIndex(), node.log.applied - 3 + 1);
   strictEqual(node.log.heldEntries(), 3);
 });
+
+Deno.test("uncommitted proposal bytes are bounded, and freed by commit", () => {
+  let seed = 3;
+  const node = new RawNode(
+    {
+      id: 1n,
+      voters: [1n],
+      electionTicks: 10,
+      heartbeatTicks: 1,
+      random: () => (seed = (seed * 16807) % 2147483647) / 2147483647,
+      maxUncommittedBytes: 10,
+    },
+    { hardState: null, marker: { index: 0, term: 0 }, entries: [] },
+  );
+  node.campaign();
+  drain(node);
+  node.propose(new Uint8Array(6));
+  throws(() => node.propose(new Uint8Array(6)), /too many uncommitted bytes/);
+  drain(node);
+  node.propose(new Uint8Array(6)); // the first one committed: room again
+});

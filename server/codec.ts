@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { BinaryReadOptions } from "@bufbuild/protobuf";
+import type { BinaryReadOptions, JsonReadOptions } from "@bufbuild/protobuf";
 
 /**
  * Message nesting accepted when decoding. etcd decodes deeply nested txns and refuses them
@@ -13,4 +13,6 @@ import type { BinaryReadOptions } from "@bufbuild/protobuf";
  * of 100 would refuse them at 50 levels with a decode error instead. Deeper than this is
  * refused as malformed, and a stack overflow on the way is caught like any decode error.
  */
-export const decodeOptions: Partial<BinaryReadOptions> = { recursionLimit: 10_000 };
+export const decodeOptions: Partial<BinaryReadOptions & JsonReadOptions> = {
+  recursionLimit: 10_000,
+};

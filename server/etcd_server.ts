@@ -10,7 +10,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { assert } from "../internal/assert.ts";
 import { Lessor } from "../lease/mod.ts";
-import { MvccStore } from "../mvcc/mod.ts";
+import { MvccStore, WatchHub } from "../mvcc/mod.ts";
 import {
   type ResponseHeader,
   ResponseHeaderSchema,
@@ -89,6 +89,8 @@ export class EtcdServer {
   readonly store: MvccStore;
   readonly members: MemberInfo[];
   readonly lessor: Lessor;
+  /** Watchers of the key space; apply feeds it every applied revision. */
+  readonly watchHub: WatchHub;
   readonly #wal: Wal;
   readonly #loop: RaftLoop;
   readonly #waiters = new Map<bigint, Waiter>();
@@ -129,10 +131,12 @@ export class EtcdServer {
       expiredRetryMs: this.#requestTimeoutMs,
     });
     this.lessor.recover(leaseBackend.load(), store.liveLeaseAttachments());
+    this.watchHub = new WatchHub(store);
     const applier = new Applier({
       store,
       lessor: this.lessor,
       onOutcome: (id, outcome) => this.#settle(id, outcome),
+      onEvents: (events) => this.watchHub.notify(events),
     });
     this.#loop = new RaftLoop(node, wal, {
       apply: (entries) => applier.applyEntries(entries),
@@ -141,7 +145,12 @@ export class EtcdServer {
         else this.lessor.demote();
       },
       onFatal: (err) => this.#fatal(err),
-    }, { tickIntervalMs: config.heartbeatIntervalMs, retainedEntries: 5000 });
+    }, {
+      tickIntervalMs: config.heartbeatIntervalMs,
+      // No follower can need an applied entry yet; with replication this becomes a bound in
+      // bytes, with snapshots for followers further behind.
+      retainedEntries: 0,
+    });
   }
 
   /**
@@ -149,7 +158,14 @@ export class EtcdServer {
    * holds the durability), and revoke expired leases through raft like any other write.
    */
   #startDuties(): void {
-    this.#timers.push(setInterval(() => this.store.commit(), backendCommitIntervalMs));
+    this.#timers.push(setInterval(() => {
+      try {
+        this.store.commit();
+      } catch (err) {
+        // The backend can no longer persist applied state: stop rather than diverge.
+        this.#fatal(err);
+      }
+    }, backendCommitIntervalMs));
     // One sweep instead of a timer per proposal: Map iteration is in insertion order, so
     // the oldest proposals come first and the sweep stops at the first one still in time.
     this.#timers.push(setInterval(() => {
@@ -294,7 +310,9 @@ export class EtcdServer {
         this.#loop.propose(data);
       } catch (err) {
         this.#waiters.delete(id);
-        reject(err instanceof ProposalDroppedError ? Errors.noLeader : err);
+        if (!(err instanceof ProposalDroppedError)) reject(err);
+        // Overload is etcd's "too many requests" (clients back off); otherwise no leader.
+        else reject(err.reason === "not leader" ? Errors.noLeader : Errors.tooManyRequests);
       }
     });
   }
@@ -335,6 +353,7 @@ export class EtcdServer {
     this.#stopped = Errors.stopped;
     for (const timer of this.#timers) clearInterval(timer);
     await this.#loop.stop(Errors.stopped);
+    this.watchHub.close();
     for (const waiter of this.#waiters.values()) waiter.reject(Errors.stopped);
     this.#waiters.clear();
     this.store.commit();
@@ -353,6 +372,7 @@ export class EtcdServer {
   #fatal(err: unknown): void {
     this.#stopped = Errors.stopped;
     for (const timer of this.#timers) clearInterval(timer);
+    this.watchHub.close();
     for (const waiter of this.#waiters.values()) waiter.reject(Errors.stopped);
     this.#waiters.clear();
     this.#onFatal(err);

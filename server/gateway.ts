@@ -18,6 +18,7 @@ import {
 import { Code, createHandlerContext } from "@connectrpc/connect";
 import type { Hono } from "hono";
 import { BodyTooLargeError, readBounded } from "../internal/bounded_reader.ts";
+import { decodeOptions } from "./codec.ts";
 import { Errors, httpStatusFor, toConnectError } from "./errors.ts";
 
 /** One unary gateway route: a path, the RPC's schema, and the service method serving it. */
@@ -68,7 +69,8 @@ function parseJsonLikeGo(text: string): unknown {
       throw new GoJsonSyntaxError("unexpected EOF");
     }
     const at = /position (\d+)/.exec(message);
-    const ch = at ? text[Number(at[1])] : text.trim()[0];
+    const token = /Unexpected token '(.)'/.exec(message);
+    const ch = at ? text[Number(at[1])] : token ? token[1] : text.trim()[0];
     throw new GoJsonSyntaxError(`invalid character '${ch ?? ""}' looking for beginning of value`);
   }
 }
@@ -79,10 +81,10 @@ function parseJsonLikeGo(text: string): unknown {
  */
 function decodeLikeGateway<I extends DescMessage>(schema: I, json: JsonValue): MessageShape<I> {
   try {
-    return fromJson(schema, json);
+    return fromJson(schema, json, decodeOptions);
   } catch (err) {
     if (!(err instanceof Error) || !/key ".*" is unknown/.test(err.message)) throw err;
-    return fromJson(schema, json, { ignoreUnknownFields: true });
+    return fromJson(schema, json, { ...decodeOptions, ignoreUnknownFields: true });
   }
 }
 

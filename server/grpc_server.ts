@@ -26,7 +26,7 @@ import {
   type HandlerContext,
   type ServiceImpl,
 } from "@connectrpc/connect";
-import type * as http2 from "node:http2";
+import * as http2 from "node:http2";
 import { decodeOptions } from "./codec.ts";
 import { toConnectError } from "./errors.ts";
 
@@ -48,9 +48,33 @@ interface Route {
 export interface GrpcServerOptions {
   /** Largest request message accepted (etcd: --max-request-bytes + 512 KiB). */
   readMaxBytes: number;
+  /**
+   * Bytes of unfinished request messages held across all streams (default 256 MiB). Past it,
+   * new bytes fail their call with RESOURCE_EXHAUSTED instead of growing memory without bound.
+   */
+  maxPendingBytes?: number;
+}
+
+const defaultMaxPendingBytes = 256 * 1024 * 1024;
+
+/** A shared allowance of bytes, taken while buffered and given back once consumed. */
+class ByteBudget {
+  #used = 0;
+  constructor(readonly maxBytes: number) {}
+
+  take(n: number): boolean {
+    if (this.#used + n > this.maxBytes) return false;
+    this.#used += n;
+    return true;
+  }
+
+  release(n: number): void {
+    this.#used -= n;
+  }
 }
 
 const prefixBytes = 5;
+const NO_ERROR = http2.constants.NGHTTP2_NO_ERROR;
 
 /** gRPC's percent-encoding of grpc-message: printable ASCII except '%' stays as is. */
 function encodeGrpcMessage(message: string): string {
@@ -76,14 +100,29 @@ class EnvelopeReader {
   #buffered: Uint8Array[] = [];
   #bufferedBytes = 0;
   readonly #readMaxBytes: number;
+  readonly #budget: ByteBudget;
 
-  constructor(readMaxBytes: number) {
+  constructor(readMaxBytes: number, budget: ByteBudget) {
     this.#readMaxBytes = readMaxBytes;
+    this.#budget = budget;
   }
 
   push(chunk: Uint8Array): void {
+    if (!this.#budget.take(chunk.length)) {
+      throw new ConnectError(
+        "grpc: server holds too many unfinished request bytes",
+        Code.ResourceExhausted,
+      );
+    }
     this.#buffered.push(chunk);
     this.#bufferedBytes += chunk.length;
+  }
+
+  /** Gives back every buffered byte (the call ended). */
+  dispose(): void {
+    this.#budget.release(this.#bufferedBytes);
+    this.#buffered = [];
+    this.#bufferedBytes = 0;
   }
 
   get pendingBytes(): number {
@@ -125,6 +164,7 @@ class EnvelopeReader {
     if (first.length === n) this.#buffered.shift();
     else this.#buffered[0] = first.subarray(n);
     this.#bufferedBytes -= n;
+    this.#budget.release(n);
     return taken;
   }
 
@@ -196,10 +236,12 @@ class LazyContext implements HandlerContext {
 export class GrpcServer implements ServiceRegistrar {
   readonly #routes = new Map<string, Route>();
   readonly #options: GrpcServerOptions;
+  readonly #budget: ByteBudget;
 
   /** Creates an empty server; register services, then pass streams to `handle`. */
   constructor(options: GrpcServerOptions) {
     this.#options = options;
+    this.#budget = new ByteBudget(options.maxPendingBytes ?? defaultMaxPendingBytes);
   }
 
   /** Registers a service's methods under `/<package.Service>/<Method>`. */
@@ -224,6 +266,8 @@ export class GrpcServer implements ServiceRegistrar {
 
   /** Serves one gRPC stream. */
   handle(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    // A client may reset the stream at any time; that is not an error of ours.
+    stream.on("error", () => {});
     const path = String(headers[":path"] ?? "");
     const route = this.#routes.get(path);
     const fail = (err: unknown) => this.#fail(stream, err);
@@ -253,7 +297,6 @@ export class GrpcServer implements ServiceRegistrar {
     }
     const context = new LazyContext(route, headers);
     stream.once("close", () => context.abort());
-    stream.on("error", () => context.abort());
     if (route.method.methodKind === "unary") this.#unary(stream, route, context);
     else if (route.method.methodKind === "bidi_streaming") this.#streaming(stream, route, context);
     else if (route.method.methodKind === "server_streaming") {
@@ -261,41 +304,57 @@ export class GrpcServer implements ServiceRegistrar {
     } else fail(new ConnectError("client streaming is not served", Code.Unimplemented));
   }
 
+  /**
+   * A unary call is served as soon as its first message is complete, as grpc-go serves it.
+   * Nothing after that message is buffered: a client that keeps sending is paused (HTTP/2
+   * flow control then stops it) and, once answered, reset with NO_ERROR, as grpc-go does.
+   */
   #unary(stream: http2.ServerHttp2Stream, route: Route, context: LazyContext): void {
-    const reader = new EnvelopeReader(this.#options.readMaxBytes);
-    let message: Uint8Array | null = null;
-    let failed = false;
+    const reader = new EnvelopeReader(this.#options.readMaxBytes, this.#budget);
+    let done = false;
+    const finish = () => {
+      done = true;
+      reader.dispose();
+    };
+    stream.once("close", finish);
     stream.on("data", (chunk: Uint8Array) => {
-      if (failed) return;
-      reader.push(chunk);
+      if (done) {
+        if (!excessStreams.has(stream)) {
+          excessStreams.add(stream);
+          stream.pause();
+          if (answeredStreams.has(stream)) stream.close(NO_ERROR);
+        }
+        return;
+      }
+      let message: Uint8Array | null;
       try {
-        message ??= reader.next();
+        reader.push(chunk);
+        message = reader.next();
       } catch (err) {
-        failed = true;
-        this.#fail(stream, err);
+        finish();
+        return this.#fail(stream, err);
       }
-    });
-    stream.once("end", () => {
-      if (failed) return;
-      if (message === null || reader.pendingBytes > 0) {
-        const problem = message === null
-          ? new ConnectError("grpc: error unmarshalling request: unexpected EOF", Code.Internal)
-          : new ConnectError(
-            "grpc: too many request messages for a unary call",
-            Code.Unimplemented,
-          );
-        return this.#fail(stream, problem);
-      }
+      if (message === null) return;
       let request;
       try {
         request = this.#decode(route.method.input, message);
       } catch (err) {
+        finish();
         return this.#fail(stream, err);
       }
+      finish();
       Promise.resolve()
         .then(() => route.impl(request, context))
         .then((output) => this.#respond(stream, [this.#encode(route.method.output, output)]))
         .catch((err) => this.#fail(stream, err));
+    });
+    stream.once("end", () => {
+      if (done) return;
+      finish();
+      this.#fail(
+        stream,
+        new ConnectError("grpc: error unmarshalling request: unexpected EOF", Code.Internal),
+      );
     });
   }
 
@@ -306,8 +365,10 @@ export class GrpcServer implements ServiceRegistrar {
       const arg = input ?? await firstOnly(requests);
       let headersSent = false;
       const output = route.impl(arg, context) as AsyncIterable<unknown>;
+      const closed = new Promise<void>((resolve) => stream.once("close", resolve));
+      // Breaking out of for-await calls the generator's return(), so the service cleans up.
       for await (const message of output) {
-        if (stream.destroyed) return;
+        if (stream.destroyed || stream.closed) break;
         if (!headersSent) {
           stream.respond({ ":status": 200, "content-type": "application/grpc" }, {
             waitForTrailers: true,
@@ -315,14 +376,15 @@ export class GrpcServer implements ServiceRegistrar {
           headersSent = true;
         }
         const ok = stream.write(envelope(this.#encode(route.method.output, message)));
-        if (!ok) await new Promise((resolve) => stream.once("drain", resolve));
+        if (!ok) await Promise.race([new Promise((r) => stream.once("drain", r)), closed]);
       }
+      if (stream.destroyed || stream.closed) return;
       if (!headersSent) {
         stream.respond({ ":status": 200, "content-type": "application/grpc" }, {
           waitForTrailers: true,
         });
       }
-      stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+      stream.once("wantTrailers", () => sendTrailersAndClose(stream, { "grpc-status": "0" }));
       stream.end();
     };
     run().catch((err) => this.#fail(stream, err));
@@ -334,16 +396,20 @@ export class GrpcServer implements ServiceRegistrar {
     route: Route,
     context: LazyContext,
   ): AsyncGenerator<unknown> {
-    const reader = new EnvelopeReader(this.#options.readMaxBytes);
-    for await (const chunk of stream as AsyncIterable<Uint8Array>) {
-      if (context.signal.aborted) return;
-      reader.push(chunk);
-      for (let m = reader.next(); m !== null; m = reader.next()) {
-        yield this.#decode(route.method.input, m);
+    const reader = new EnvelopeReader(this.#options.readMaxBytes, this.#budget);
+    try {
+      for await (const chunk of stream as AsyncIterable<Uint8Array>) {
+        if (context.signal.aborted) return;
+        reader.push(chunk);
+        for (let m = reader.next(); m !== null; m = reader.next()) {
+          yield this.#decode(route.method.input, m);
+        }
       }
-    }
-    if (reader.pendingBytes > 0) {
-      throw new ConnectError("grpc: error unmarshalling request: unexpected EOF", Code.Internal);
+      if (reader.pendingBytes > 0) {
+        throw new ConnectError("grpc: error unmarshalling request: unexpected EOF", Code.Internal);
+      }
+    } finally {
+      reader.dispose();
     }
   }
 
@@ -365,10 +431,18 @@ export class GrpcServer implements ServiceRegistrar {
 
   #respond(stream: http2.ServerHttp2Stream, messages: Uint8Array[]): void {
     if (stream.destroyed || stream.closed) return;
+    try {
+      this.#respondOk(stream, messages);
+    } catch {
+      stream.destroy(); // the client went away between our check and the write
+    }
+  }
+
+  #respondOk(stream: http2.ServerHttp2Stream, messages: Uint8Array[]): void {
     stream.respond({ ":status": 200, "content-type": "application/grpc" }, {
       waitForTrailers: true,
     });
-    stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+    stream.once("wantTrailers", () => sendTrailersAndClose(stream, { "grpc-status": "0" }));
     const last = messages.length - 1;
     for (let i = 0; i < last; i++) stream.write(envelope(messages[i]));
     stream.end(last >= 0 ? envelope(messages[last]) : undefined);
@@ -377,6 +451,14 @@ export class GrpcServer implements ServiceRegistrar {
   /** Ends the call with an error status: trailers-only if nothing was sent yet. */
   #fail(stream: http2.ServerHttp2Stream, err: unknown): void {
     if (stream.destroyed || stream.closed) return;
+    try {
+      this.#failOk(stream, err);
+    } catch {
+      stream.destroy(); // the client went away between our check and the write
+    }
+  }
+
+  #failOk(stream: http2.ServerHttp2Stream, err: unknown): void {
     const ce = toConnectError(err);
     const status = {
       "grpc-status": String(ce.code),
@@ -386,11 +468,12 @@ export class GrpcServer implements ServiceRegistrar {
       stream.respond({ ":status": 200, "content-type": "application/grpc", ...status }, {
         endStream: true,
       });
+      answered(stream);
       // The rest of the request body is not needed.
       stream.resume();
       return;
     }
-    stream.once("wantTrailers", () => stream.sendTrailers(status));
+    stream.once("wantTrailers", () => sendTrailersAndClose(stream, status));
     stream.end();
   }
 }
@@ -408,4 +491,26 @@ async function firstOnly(requests: AsyncGenerator<unknown>): Promise<unknown> {
     );
   }
   return first.value;
+}
+
+/**
+ * Ends a call with its status. A client still sending after the answer gets RST_STREAM with
+ * NO_ERROR, which tells it to stop without failing the call (what grpc-go does).
+ */
+function sendTrailersAndClose(
+  stream: http2.ServerHttp2Stream,
+  status: Record<string, string>,
+): void {
+  stream.sendTrailers(status);
+  answered(stream);
+}
+
+/** Unary streams whose client sent more than one message. */
+const excessStreams = new WeakSet<http2.ServerHttp2Stream>();
+/** Streams whose status has been sent. */
+const answeredStreams = new WeakSet<http2.ServerHttp2Stream>();
+
+function answered(stream: http2.ServerHttp2Stream): void {
+  answeredStreams.add(stream);
+  if (excessStreams.has(stream)) stream.close(NO_ERROR);
 }

@@ -10,11 +10,11 @@ import { Hono } from "hono";
 import type { EtcdServer } from "./etcd_server.ts";
 import { decodeOptions } from "./codec.ts";
 import { mountGateway } from "./gateway.ts";
-import { gatewayRoutes, interceptors, routes } from "./routes.ts";
+import { gatewayRoutes, interceptors, routes, watchDeps } from "./routes.ts";
+import { watchGatewayHandler } from "./watch_service.ts";
 import { versions } from "./version.ts";
 
-/** Extra bytes gRPC may receive beyond `--max-request-bytes` (etcd: 512 KiB). */
-export const grpcOverheadBytes = 512 * 1024;
+import { grpcOverheadBytes } from "./limits.ts";
 
 /** Builds the client-port app for `server`. */
 export function clientApp(server: EtcdServer): Hono {
@@ -39,6 +39,16 @@ export function clientApp(server: EtcdServer): Hono {
   });
 
   mountGateway(app, gatewayRoutes(server), maxBodyBytes);
+  // Streaming, so not a unary gateway route: NDJSON lines for as long as the client stays.
+  const watchGateway = watchGatewayHandler(watchDeps(server), maxBodyBytes);
+  for (const path of ["/v3/watch", "/v3beta/watch"]) {
+    app.post(path, (c) => watchGateway(c.req.raw));
+    app.on(
+      ["GET", "PUT", "DELETE", "PATCH"],
+      path,
+      () => new Response("Method Not Allowed\n", { status: 405 }),
+    );
+  }
 
   app.get("/version", (c) => c.json(versions));
   app.get("/health", async (c) => {

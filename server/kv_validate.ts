@@ -36,6 +36,13 @@ export function checkDeleteRangeRequest(req: DeleteRangeRequest): void {
 }
 
 /**
+ * Deepest txn nesting accepted whatever `--max-txn-ops` says. With the default budget nesting
+ * runs out of operations first (127 levels, as in etcd); a raised budget must not let a txn
+ * nest deep enough for apply's recursion to overflow the stack, which would stop the member.
+ */
+export const MAX_TXN_NESTING = 256;
+
+/**
  * Validates a Txn: the op budget, every compare and op (recursively), then that no branch
  * puts a key twice or puts a key that it also deletes.
  */
@@ -49,17 +56,17 @@ export function checkTxnRequest(req: TxnRequest, maxTxnOps: number = DEFAULT_MAX
  * The budget is max(len(compare), len(success), len(failure)), not their sum; a nested txn
  * gets what its parent left over, so deep nesting runs out of budget too.
  */
-function checkTxnOps(req: TxnRequest, maxTxnOps: number): void {
+function checkTxnOps(req: TxnRequest, maxTxnOps: number, depth = 0): void {
   const used = Math.max(req.compare.length, req.success.length, req.failure.length);
-  if (used > maxTxnOps) throw Errors.tooManyOps;
+  if (used > maxTxnOps || depth > MAX_TXN_NESTING) throw Errors.tooManyOps;
   for (const c of req.compare) {
     if (c.key.length === 0) throw Errors.emptyKey;
   }
-  for (const op of req.success) checkRequestOp(op, maxTxnOps - used);
-  for (const op of req.failure) checkRequestOp(op, maxTxnOps - used);
+  for (const op of req.success) checkRequestOp(op, maxTxnOps - used, depth);
+  for (const op of req.failure) checkRequestOp(op, maxTxnOps - used, depth);
 }
 
-function checkRequestOp(op: RequestOp, maxTxnOps: number): void {
+function checkRequestOp(op: RequestOp, maxTxnOps: number, depth: number): void {
   const r = op.request;
   switch (r.case) {
     case "requestRange":
@@ -69,7 +76,7 @@ function checkRequestOp(op: RequestOp, maxTxnOps: number): void {
     case "requestDeleteRange":
       return checkDeleteRangeRequest(r.value);
     case "requestTxn":
-      return checkTxnOps(r.value, maxTxnOps);
+      return checkTxnOps(r.value, maxTxnOps, depth + 1);
     default:
       throw Errors.keyNotFound; // an empty op, as etcd answers it
   }

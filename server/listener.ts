@@ -10,7 +10,7 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { Hono } from "hono";
 import type { EtcdServer } from "./etcd_server.ts";
-import { grpcOverheadBytes } from "./http_app.ts";
+import { grpcOverheadBytes } from "./limits.ts";
 import { GrpcServer } from "./grpc_server.ts";
 import { nodeHandlerFor, serveFetchOnStream } from "./node_fetch.ts";
 import { routes } from "./routes.ts";
@@ -18,6 +18,12 @@ import { routes } from "./routes.ts";
 const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /** Bytes read to classify a connection; a preface is 24 bytes. */
 const sniffBytes = http2Preface.length;
+/**
+ * Streams one HTTP/2 connection may have open. etcd leaves it unbounded; every Go client puts
+ * all its RPCs on one connection, so the bound is generous, and bytes held in unfinished
+ * messages are bounded separately (GrpcServerOptions.maxPendingBytes).
+ */
+const maxConcurrentStreamsPerConnection = 10_000;
 /** A connection that sends nothing classifiable within this time is closed. */
 const sniffTimeoutMs = 10_000;
 
@@ -57,8 +63,12 @@ export class ClientListener {
       readMaxBytes: server.config.maxRequestBytes + grpcOverheadBytes,
     });
     routes(server)(grpc);
-    const h2 = http2.createServer({});
+    const h2 = http2.createServer({
+      settings: { maxConcurrentStreams: maxConcurrentStreamsPerConnection },
+    });
     h2.on("stream", (stream, headers) => {
+      // A client may reset any stream at any time; that is not an error of ours.
+      stream.on("error", () => {});
       if (GrpcServer.isGrpc(headers)) grpc.handle(stream, headers);
       // Non-gRPC requests over HTTP/2 (curl --http2-prior-knowledge) reach the same app.
       else serveFetchOnStream(stream, headers, fetchHandler, origin);
@@ -93,29 +103,34 @@ export class ClientListener {
   }
 }
 
-/** Reads enough of a connection to tell HTTP/2 from HTTP/1.x, then hands the socket on. */
+/**
+ * Reads enough of a connection to tell HTTP/2 from HTTP/1.x, then hands the socket on. The
+ * socket stays in paused mode throughout (reads on 'readable', never 'data'), so no bytes can
+ * flow past the ones pushed back: pausing and resuming a flowing socket reordered bytes under
+ * load, and the HTTP/1.1 parser then saw a body before its head.
+ */
 function classify(socket: net.Socket, route: (isHttp2: boolean) => void): void {
   let seen: Buffer = Buffer.alloc(0);
   const timer = setTimeout(() => socket.destroy(), sniffTimeoutMs);
-  const onData = (chunk: Buffer) => {
-    seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]) as Buffer;
+  const onReadable = () => {
+    for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read()) {
+      seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]) as Buffer;
+    }
     const n = Math.min(seen.length, sniffBytes);
     const isPrefaceSoFar = seen.subarray(0, n).toString("latin1") === http2Preface.slice(0, n);
     // Decide as soon as the bytes cannot be a preface, or are a whole one.
     if (isPrefaceSoFar && seen.length < sniffBytes) return;
     clearTimeout(timer);
-    socket.off("data", onData);
+    socket.off("readable", onReadable);
     socket.off("error", onError);
-    socket.pause();
     socket.unshift(seen);
     route(isPrefaceSoFar);
-    socket.resume();
   };
   const onError = () => {
     clearTimeout(timer);
     socket.destroy();
   };
-  socket.on("data", onData);
+  socket.on("readable", onReadable);
   socket.on("error", onError);
   socket.once("close", () => clearTimeout(timer));
 }

@@ -1,91 +1,130 @@
 /**
- * Bridges node:http / node:http2 requests to a fetch-style handler (Hono's `app.fetch`), so one
- * Hono app serves every non-gRPC path on both HTTP/1.1 and HTTP/2 connections.
+ * Bridges node:http requests and node:http2 streams to a fetch-style handler (Hono's
+ * `app.fetch`), so one Hono app serves every non-gRPC path on HTTP/1.1 and HTTP/2 alike.
+ * Clients may go away at any moment: nothing here lets that become an unhandled error.
  *
  * @module
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
-import { Readable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 
 /** A fetch-style handler. */
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
 
-type NodeRequest = IncomingMessage;
-type NodeResponse = ServerResponse;
+/**
+ * A request body as a web stream. Cancelling it (a handler that stopped reading at its bound)
+ * discards the rest of the body instead of destroying the source, so the handler's answer
+ * (for example 413 or 400) can still be sent.
+ */
+export function bodyStream(source: Readable): ReadableStream<Uint8Array> {
+  let done = false;
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      source.on("data", (chunk: Uint8Array) => {
+        if (done) return;
+        controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        if ((controller.desiredSize ?? 0) <= 0) source.pause();
+      });
+      source.once("end", () => {
+        if (!done) controller.close();
+        done = true;
+      });
+      source.once("close", () => {
+        if (!done) controller.error(new Error("request body closed before its end"));
+        done = true;
+      });
+      source.on("error", () => {});
+      source.pause();
+    },
+    pull() {
+      source.resume();
+    },
+    cancel() {
+      done = true;
+      source.resume(); // drain and drop
+    },
+  }, { highWaterMark: 1 });
+}
 
-/** Converts a node request to a fetch Request (the body streams; nothing is buffered here). */
-export function toFetchRequest(req: NodeRequest, origin: string): Request {
+function webHeaders(raw: IncomingHttpHeaders): Headers {
   const headers = new Headers();
-  for (const [name, value] of Object.entries(req.headers)) {
+  for (const [name, value] of Object.entries(raw)) {
     if (name.startsWith(":") || value === undefined) continue;
     if (Array.isArray(value)) { for (const v of value) headers.append(name, v); }
     else headers.set(name, value);
   }
-  const method = req.method ?? "GET";
+  return headers;
+}
+
+function fetchRequest(
+  url: string,
+  method: string,
+  headers: Headers,
+  body: Readable,
+  closed: Writable | Readable,
+): Request {
   const hasBody = method !== "GET" && method !== "HEAD";
   const controller = new AbortController();
-  req.once("close", () => controller.abort());
-  return new Request(new URL(req.url ?? "/", origin), {
+  closed.once("close", () => controller.abort());
+  return new Request(url, {
     method,
     headers,
-    body: hasBody ? Readable.toWeb(req as Readable) as ReadableStream<Uint8Array> : null,
+    body: hasBody ? bodyStream(body) : null,
     signal: controller.signal,
     // @ts-ignore: `duplex` is required by fetch for streaming bodies but missing from lib types
     duplex: "half",
   });
 }
 
-/** Writes a fetch Response to a node response, streaming its body with back-pressure. */
-export async function writeFetchResponse(response: Response, res: NodeResponse): Promise<void> {
-  const headers: Record<string, string | string[]> = {};
-  response.headers.forEach((value, name) => {
-    const existing = headers[name];
-    if (existing === undefined) headers[name] = value;
-    else headers[name] = Array.isArray(existing) ? [...existing, value] : [existing, value];
-  });
-  res.writeHead(response.status, headers);
-  if (!response.body) {
-    res.end();
-    return;
-  }
-  const reader = response.body.getReader();
-  const closed = new Promise<void>((resolve) => res.once("close", resolve));
+/**
+ * Copies a response body to `sink` with back-pressure; stops early if the sink closes. Each
+ * wait for 'drain' also ends on 'close', so a vanished client never leaves it hanging.
+ */
+async function pipeBody(body: ReadableStream<Uint8Array>, sink: Writable): Promise<void> {
+  const reader = body.getReader();
+  const closed = new Promise<null>((resolve) => sink.once("close", () => resolve(null)));
   try {
     for (;;) {
-      const next = await Promise.race([reader.read(), closed.then(() => null)]);
-      if (next === null) {
-        await reader.cancel().catch(() => {});
-        return;
-      }
-      if (next.done) break;
-      const ok = res.write(next.value);
-      if (!ok) {
-        await Promise.race([
-          new Promise<void>((resolve) => res.once("drain", resolve)),
-          closed,
-        ]);
+      const next = await Promise.race([reader.read(), closed]);
+      if (next === null || next.done || sink.destroyed) break;
+      if (!sink.write(next.value)) {
+        await Promise.race([new Promise((resolve) => sink.once("drain", resolve)), closed]);
       }
     }
-    res.end();
-  } catch {
-    res.destroy();
+  } finally {
+    await reader.cancel().catch(() => {});
   }
+  if (!sink.destroyed) sink.end();
 }
 
-/** A node request listener serving a fetch handler. */
+/** A node:http request listener serving a fetch handler. */
 export function nodeHandlerFor(
   handler: FetchHandler,
   origin: string,
-): (req: NodeRequest, res: NodeResponse) => void {
+): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    Promise.resolve()
-      .then(() => handler(toFetchRequest(req, origin)))
-      .then((response) => writeFetchResponse(response, res))
-      .catch(() => {
-        if (!res.headersSent) res.writeHead(500);
-        res.end();
+    res.on("error", () => {});
+    const run = async () => {
+      const url = new URL(req.url ?? "/", origin).href;
+      const request = fetchRequest(url, req.method ?? "GET", webHeaders(req.headers), req, res);
+      const response = await handler(request);
+      if (res.destroyed) return;
+      const headers: Record<string, string | string[]> = {};
+      response.headers.forEach((value, name) => {
+        const existing = headers[name];
+        if (existing === undefined) headers[name] = value;
+        else headers[name] = Array.isArray(existing) ? [...existing, value] : [existing, value];
       });
+      res.writeHead(response.status, headers);
+      if (response.body) await pipeBody(response.body, res);
+      else res.end();
+    };
+    run().catch(() => {
+      if (res.destroyed) return;
+      if (!res.headersSent) res.writeHead(500);
+      res.end();
+    });
   };
 }
 
@@ -96,45 +135,25 @@ export function serveFetchOnStream(
   handler: FetchHandler,
   origin: string,
 ): void {
-  const method = String(headers[":method"] ?? "GET");
-  const requestHeaders = new Headers();
-  for (const [name, value] of Object.entries(headers)) {
-    if (name.startsWith(":") || value === undefined) continue;
-    requestHeaders.set(name, Array.isArray(value) ? value.join(", ") : value);
-  }
-  const hasBody = method !== "GET" && method !== "HEAD";
-  const controller = new AbortController();
-  stream.once("close", () => controller.abort());
-  const request = new Request(new URL(String(headers[":path"] ?? "/"), origin), {
-    method,
-    headers: requestHeaders,
-    body: hasBody
-      ? Readable.toWeb(stream as unknown as Readable) as ReadableStream<Uint8Array>
-      : null,
-    signal: controller.signal,
-    // @ts-ignore: `duplex` is required by fetch for streaming bodies but missing from lib types
-    duplex: "half",
+  stream.on("error", () => {});
+  const run = async () => {
+    const url = new URL(String(headers[":path"] ?? "/"), origin).href;
+    const method = String(headers[":method"] ?? "GET");
+    const request = fetchRequest(url, method, webHeaders(headers), stream, stream);
+    const response = await handler(request);
+    if (stream.destroyed || stream.closed) return;
+    const out: Record<string, string> = { ":status": String(response.status) };
+    response.headers.forEach((value, name) => (out[name] = value));
+    stream.respond(out, { endStream: response.body === null });
+    if (response.body) await pipeBody(response.body, stream);
+  };
+  run().catch(() => {
+    if (stream.destroyed || stream.closed) return;
+    try {
+      if (!stream.headersSent) stream.respond({ ":status": 500 }, { endStream: true });
+      else stream.destroy();
+    } catch {
+      stream.destroy();
+    }
   });
-  Promise.resolve()
-    .then(() => handler(request))
-    .then(async (response) => {
-      const out: Record<string, string> = { ":status": String(response.status) };
-      response.headers.forEach((value, name) => (out[name] = value));
-      stream.respond(out, { endStream: response.body === null });
-      if (!response.body) return;
-      const reader = response.body.getReader();
-      for (;;) {
-        const next = await reader.read();
-        if (next.done || stream.destroyed) break;
-        if (!stream.write(next.value)) {
-          await new Promise((resolve) => stream.once("drain", resolve));
-        }
-      }
-      stream.end();
-    })
-    .catch(() => {
-      if (!stream.headersSent && !stream.destroyed) {
-        stream.respond({ ":status": 500 }, { endStream: true });
-      } else stream.destroy();
-    });
 }

@@ -39,6 +39,7 @@ interface PendingRead {
 interface AppliedWaiter {
   index: number;
   resolve(): void;
+  reject(err: unknown): void;
 }
 
 /** Drives a RawNode against storage and the state machine. */
@@ -88,8 +89,7 @@ export class RaftLoop {
     clearInterval(this.#ticker);
     this.notify();
     await this.#done;
-    for (const read of this.#pendingReads.values()) read.reject(err);
-    this.#pendingReads.clear();
+    this.#rejectWaiters(err);
   }
 
   /** Wakes the loop: raft may have new work. */
@@ -126,12 +126,21 @@ export class RaftLoop {
   /** Resolves once entries up to `index` are applied. */
   waitApplied(index: number): Promise<void> {
     if (this.#node.log.applied >= index) return Promise.resolve();
-    return new Promise((resolve) => {
+    if (this.#stopError) return Promise.reject(this.#stopError);
+    return new Promise((resolve, reject) => {
       const waiters = this.#appliedWaiters;
       let at = waiters.length;
       while (at > 0 && waiters[at - 1].index > index) at--;
-      waiters.splice(at, 0, { index, resolve });
+      waiters.splice(at, 0, { index, resolve, reject });
     });
+  }
+
+  /** Fails everything still waiting on this loop. */
+  #rejectWaiters(err: unknown): void {
+    for (const read of this.#pendingReads.values()) read.reject(err);
+    this.#pendingReads.clear();
+    for (const waiter of this.#appliedWaiters) waiter.reject(err);
+    this.#appliedWaiters = [];
   }
 
   async #run(): Promise<void> {
@@ -147,7 +156,9 @@ export class RaftLoop {
       }
     } catch (err) {
       this.#running = false;
+      this.#stopError = err instanceof Error ? err : new Error(String(err));
       clearInterval(this.#ticker);
+      this.#rejectWaiters(err);
       this.#hooks.onFatal(err);
     }
   }

@@ -5,13 +5,16 @@
  * @module
  */
 import type { Interceptor } from "@connectrpc/connect";
-import { KV, Lease } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
+import { KV, Lease, Watch } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
+import { WebWatch } from "../proto/gen/etcdweb/web_watch_pb.ts";
 import type { EtcdServer } from "./etcd_server.ts";
 import { toConnectError } from "./errors.ts";
 import { type GatewayRoute, route } from "./gateway.ts";
 import type { ServiceRegistrar } from "./grpc_server.ts";
 import { kvService } from "./kv_service.ts";
 import { leaseGatewayRoutes, leaseService, type LeaseServiceDeps } from "./lease_service.ts";
+import { grpcOverheadBytes } from "./limits.ts";
+import { watchService, type WatchServiceDeps, webWatchService } from "./watch_service.ts";
 
 /** Turns the services' EtcdErrors into wire errors with etcd's messages and codes. */
 const etcdErrors: Interceptor = (next) => async (req) => {
@@ -36,13 +39,30 @@ function leaseDeps(server: EtcdServer): LeaseServiceDeps {
   };
 }
 
+/** What the Watch services need, from `server`. */
+export function watchDeps(server: EtcdServer): WatchServiceDeps {
+  return {
+    hub: server.watchHub,
+    header: (revision) => server.header(revision),
+    hasLeader: () => server.leader !== 0n,
+    progressNotifyIntervalMs: server.config.watchProgressNotifyIntervalMs,
+    // etcd cuts fragments at --max-request-bytes plus its gRPC overhead.
+    maxRequestBytes: server.config.maxRequestBytes + grpcOverheadBytes,
+    electionTimeoutMs: server.config.electionTimeoutMs,
+  };
+}
+
 /** Registers every service of `server` on a Connect router. */
 export function routes(server: EtcdServer): (router: ServiceRegistrar) => void {
   const kv = kvService(server);
   const lease = leaseService(leaseDeps(server));
+  const watch = watchService(watchDeps(server));
+  const webWatch = webWatchService(watchDeps(server));
   return (router) => {
     router.service(KV, kv);
     router.service(Lease, lease);
+    router.service(Watch, watch);
+    router.service(WebWatch, webWatch);
   };
 }
 

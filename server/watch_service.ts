@@ -1,0 +1,711 @@
+/**
+ * The Watch service over one member, answering as etcd 3.4's v3rpc watch server does: many
+ * watches per stream, server-chosen ids counting from 0 or client-chosen ones, `created` and
+ * `canceled` control responses, compaction cancels (`created` first, then `canceled` with
+ * `compact_revision`), per-watch progress notifications, `progress_request`, `fragment`, and
+ * the `hasleader` metadata. Also its browser sibling (etcdweb.v1.WebWatch, one watch per
+ * server stream) and the JSON gateway's `POST /v3/watch` (NDJSON `{"result":...}` lines).
+ *
+ * Each stream sends from bounded places only: at most `maxControlResponses` control responses
+ * (the request reader waits when they pile up) and the hub's bounded per-watcher buffers,
+ * served round-robin so one busy watcher cannot starve the others. A slow client therefore
+ * holds no unbounded memory and never slows apply or other streams: its watchers fall behind
+ * and catch up from history.
+ *
+ * Where this differs from 3.4, on purpose: a `progress_request` is answered once every watcher
+ * of the stream has caught up and its events were sent (3.5's fix: 3.4 could report a revision
+ * before sending the events under it); a catch-up response reports the revision it is
+ * complete up to, not a later current revision; and revisions queued for one watcher while
+ * its client was busy go out together (whole revisions, up to `maxMergedResponseBytes`), as
+ * etcd's own catch-up responses do, rather than one response per revision.
+ *
+ * @module
+ */
+import { create, fromJson, type JsonValue, toBinary, toJson } from "@bufbuild/protobuf";
+import {
+  Code,
+  createHandlerContext,
+  type HandlerContext,
+  type ServiceImpl,
+} from "@connectrpc/connect";
+import { setImmediate } from "node:timers";
+import { BodyTooLargeError } from "../internal/bounded_reader.ts";
+import type { MvccEvent } from "../mvcc/mod.ts";
+import {
+  DuplicateWatchIdError,
+  realTimers,
+  type WatchBatch,
+  type Watcher,
+  type WatchHub,
+  WatchRangeEmptyError,
+  type WatchStream,
+  type WatchTimers,
+} from "../mvcc/watch_hub.ts";
+import { type Event as PbEvent, EventSchema } from "../proto/gen/etcd/mvccpb/kv_pb.ts";
+import {
+  type ResponseHeader,
+  Watch,
+  type WatchCreateRequest,
+  WatchCreateRequest_FilterType,
+  type WatchRequest,
+  WatchRequestSchema,
+  type WatchResponse,
+  WatchResponseSchema,
+} from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
+import { WebWatch } from "../proto/gen/etcdweb/web_watch_pb.ts";
+import { toPbEvent } from "./apply_kv.ts";
+import { Errors, httpStatusFor, toConnectError } from "./errors.ts";
+import { gatewayError } from "./gateway.ts";
+
+/** What the Watch services need from their member (the lead provides it from EtcdServer). */
+export interface WatchServiceDeps {
+  /** The member's watch hub (fed by apply). */
+  hub: WatchHub;
+  /** A response header at `revision`, the store's current revision when absent. */
+  header(revision?: bigint): ResponseHeader;
+  /** Whether the member knows a leader (for streams that carry `hasleader: true`). */
+  hasLeader(): boolean;
+  /**
+   * Interval of progress notifications for watches that ask for them (etcd's
+   * `--experimental-watch-progress-notify-interval`, default 10 min); 0 turns them off.
+   */
+  progressNotifyIntervalMs: number;
+  /**
+   * Size at which responses of watches that asked for `fragment` are split: etcd uses
+   * `--max-request-bytes` plus its 512 KiB gRPC overhead.
+   */
+  maxRequestBytes: number;
+  /**
+   * The election timeout: a `hasleader` stream is canceled after three of them without a
+   * leader, as etcd does.
+   */
+  electionTimeoutMs: number;
+  /** Timers (the global ones by default; tests inject their own). */
+  timers?: WatchTimers;
+  /** Jitter source for progress notifications, in [0, 1) (Math.random by default). */
+  random?: () => number;
+}
+
+/** Control responses a stream holds before it stops reading requests (etcd: 16). */
+export const maxControlResponses = 16;
+/**
+ * A watcher's queued revisions are merged into one response up to this size (approximate,
+ * see `eventBytes`), well under grpc-js's default 4 MiB receive limit: a client that fell
+ * behind gets fewer, larger responses, as etcd's catch-up sends.
+ */
+export const maxMergedResponseBytes = 1024 * 1024;
+/** Responses a stream sends back to back before it yields to the event loop. */
+const maxResponsesPerTurn = 32;
+/** Election timeouts without a leader before `hasleader` streams are canceled (etcd: 3). */
+const noLeaderChecks = 3;
+/** etcd's (clientv3.InvalidWatchID) id of responses tied to no watch. */
+const invalidWatchId = -1n;
+const FROM_KEY = new Uint8Array([0]);
+
+/** Per-watch settings the stream keeps beside the hub's watcher. */
+interface Entry {
+  watcher: Watcher;
+  progressNotify: boolean;
+  fragment: boolean;
+  /** No events were sent since the last progress tick (etcd's `progress[id]`). */
+  progressDue: boolean;
+}
+
+/** Varint length of a non-negative integer below 2^53. */
+function varintBytes(n: number): number {
+  let bytes = 1;
+  while (n >= 128) {
+    n = Math.floor(n / 128);
+    bytes++;
+  }
+  return bytes;
+}
+
+/**
+ * Splits a response as etcd's sendFragments does: whole when under the limit or holding one
+ * event, else as many events per piece as keep it under `maxBytes` (at least one), with
+ * `fragment` set on every piece but the last.
+ */
+export function fragmentResponse(wr: WatchResponse, maxBytes: number): WatchResponse[] {
+  if (wr.events.length < 2) return [wr];
+  // One event field costs its tag (field 11: one byte), its length varint and its bytes.
+  const eventSizes = wr.events.map((ev) => {
+    const n = toBinary(EventSchema, ev).length;
+    return 1 + varintBytes(n) + n;
+  });
+  const base = toBinary(WatchResponseSchema, { ...wr, events: [] }).length;
+  const whole = eventSizes.reduce((a, b) => a + b, base);
+  if (whole < maxBytes) return [wr];
+  const fragmentFlagBytes = 2;
+  const out: WatchResponse[] = [];
+  let idx = 0;
+  while (idx < wr.events.length) {
+    const start = idx;
+    let size = base + fragmentFlagBytes;
+    while (idx < wr.events.length) {
+      size += eventSizes[idx];
+      if (idx > start && size >= maxBytes) break;
+      idx++;
+    }
+    out.push(create(WatchResponseSchema, {
+      ...wr,
+      events: wr.events.slice(start, idx),
+      fragment: idx < wr.events.length,
+    }));
+  }
+  return out;
+}
+
+/**
+ * Protobuf events by store event, built once however many watchers send them (responses
+ * only read them). Weak: an entry lives as long as some watcher still holds the event.
+ */
+const pbEvents = new WeakMap<MvccEvent, { plain?: PbEvent; withPrev?: PbEvent }>();
+
+function pbEvent(ev: MvccEvent, withPrevKv: boolean): PbEvent {
+  let cached = pbEvents.get(ev);
+  if (!cached) pbEvents.set(ev, cached = {});
+  if (withPrevKv) return cached.withPrev ??= toPbEvent(ev, true);
+  return cached.plain ??= toPbEvent(ev, false);
+}
+
+/**
+ * Takes a watcher's oldest batch and merges the batches after it while the total stays under
+ * {@linkcode maxMergedResponseBytes}; a compaction cancel is never merged.
+ */
+function takeMerged(w: Watcher): WatchBatch | undefined {
+  const first = w.take();
+  if (!first || first.compactRevision !== undefined) return first;
+  let merged: WatchBatch | undefined;
+  for (let next = w.peek(); next !== undefined; next = w.peek()) {
+    const bytes = (merged ?? first).bytes + next.bytes;
+    if (next.compactRevision !== undefined || bytes > maxMergedResponseBytes) break;
+    w.take();
+    merged ??= { events: [...first.events], revision: first.revision, bytes: first.bytes };
+    for (const ev of next.events) merged.events.push(ev);
+    merged.revision = next.revision;
+    merged.bytes = bytes;
+  }
+  return merged ?? first;
+}
+
+/** One client stream: its watchers, queues and timers. */
+class WatchSession {
+  readonly #deps: WatchServiceDeps;
+  readonly #context: HandlerContext;
+  readonly #timers: WatchTimers;
+  readonly #stream: WatchStream;
+  /** Ends the session after a canceled watch (WebWatch and the gateway serve one watch). */
+  readonly #single: boolean;
+  readonly #entries = new Map<Watcher, Entry>();
+  /** Watchers with batches to send, in turn order. */
+  readonly #ready = new Set<Watcher>();
+  readonly #control: WatchResponse[] = [];
+  /** The rest of a fragmented response: sent before anything else. */
+  #fragments: WatchResponse[] = [];
+  #progressRequested = false;
+  #wake: (() => void) | undefined;
+  #controlRoom: (() => void) | undefined;
+  #failure: unknown = undefined;
+  #done = false;
+  #progressTimer: unknown = undefined;
+  #leaderTimer: unknown = undefined;
+  #noLeaderCount = 0;
+  readonly #onAbort = () => this.close();
+
+  constructor(deps: WatchServiceDeps, context: HandlerContext, single: boolean) {
+    this.#deps = deps;
+    this.#context = context;
+    this.#single = single;
+    this.#timers = deps.timers ?? realTimers;
+    this.#stream = deps.hub.newStream({
+      onChange: (w) => this.#changed(w),
+      onClose: () => this.fail(Errors.stopped),
+    });
+  }
+
+  /** Checks `hasleader`, then starts the timers; throws `no leader` as etcd's interceptor. */
+  start(): void {
+    if (this.#context.signal.aborted) return this.close();
+    this.#context.signal.addEventListener("abort", this.#onAbort, { once: true });
+    if (this.#context.requestHeader.get("hasleader") === "true") {
+      if (!this.#deps.hasLeader()) throw Errors.noLeader;
+      this.#armLeaderCheck();
+    }
+    if (this.#deps.progressNotifyIntervalMs > 0) this.#armProgress();
+  }
+
+  /** Serves requests until they end or the session does; the session outlives their end. */
+  async feed(requests: AsyncIterable<WatchRequest>): Promise<void> {
+    try {
+      for await (const req of requests) {
+        if (this.#done) break;
+        this.handle(req);
+        while (!this.#done && this.#control.length >= maxControlResponses) {
+          await new Promise<void>((resolve) => this.#controlRoom = resolve);
+        }
+        if (this.#done) break;
+      }
+    } catch (err) {
+      // A broken request stream ends the call, as a failed Recv ends etcd's.
+      if (!this.#done) this.fail(err);
+    }
+  }
+
+  /** Acts on one request (etcd's recvLoop). */
+  handle(req: WatchRequest): void {
+    if (this.#done) return;
+    const u = req.requestUnion;
+    switch (u.case) {
+      case "createRequest":
+        return this.#create(u.value);
+      case "cancelRequest":
+        return this.#cancel(u.value.watchId);
+      case "progressRequest":
+        this.#progressRequested = true;
+        return this.#signal();
+      default:
+        // etcd ignores a request it does not understand rather than ending the stream.
+        return;
+    }
+  }
+
+  /** The responses, in the order the client must see them. */
+  async *responses(): AsyncGenerator<WatchResponse> {
+    let inARow = 0;
+    for (;;) {
+      if (this.#failure !== undefined) throw this.#failure;
+      if (this.#done) return;
+      const next = this.#next();
+      if (next) {
+        yield next;
+        if (this.#single && next.canceled) return;
+        if (++inARow >= maxResponsesPerTurn) {
+          // Let requests, raft and other streams in; what queues meanwhile merges.
+          inARow = 0;
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
+        continue;
+      }
+      inARow = 0;
+      await new Promise<void>((resolve) => this.#wake = resolve);
+    }
+  }
+
+  /** Ends the session with an error for the client. */
+  fail(err: unknown): void {
+    if (this.#done) return;
+    this.#failure = err;
+    this.close();
+  }
+
+  /** Cancels every watch and stops the timers; idempotent. */
+  close(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#context.signal.removeEventListener("abort", this.#onAbort);
+    if (this.#progressTimer !== undefined) this.#timers.clearTimeout(this.#progressTimer);
+    if (this.#leaderTimer !== undefined) this.#timers.clearTimeout(this.#leaderTimer);
+    this.#stream.close();
+    this.#entries.clear();
+    this.#ready.clear();
+    this.#control.length = 0;
+    this.#fragments = [];
+    this.#signal();
+    this.#controlRoom?.();
+  }
+
+  #create(req: WatchCreateRequest): void {
+    // As etcd: an empty key is "\0", the smallest key; range_end "\0" means "from key".
+    const key = req.key.length === 0 ? FROM_KEY : req.key;
+    const end = req.rangeEnd.length === 0 ? undefined : req.rangeEnd;
+    // The header comes first: the watch starts after the revision it reports.
+    const header = this.#deps.header();
+    let watcher: Watcher;
+    try {
+      watcher = this.#stream.watch(req.watchId, {
+        key,
+        end,
+        startRev: Number(req.startRevision),
+        prevKv: req.prevKv,
+        noPut: req.filters.includes(WatchCreateRequest_FilterType.NOPUT),
+        noDelete: req.filters.includes(WatchCreateRequest_FilterType.NODELETE),
+      });
+    } catch (err) {
+      if (!(err instanceof WatchRangeEmptyError || err instanceof DuplicateWatchIdError)) throw err;
+      this.#pushControl(create(WatchResponseSchema, {
+        header,
+        watchId: invalidWatchId,
+        created: true,
+        canceled: true,
+        cancelReason: err.message,
+      }));
+      return;
+    }
+    this.#entries.set(watcher, {
+      watcher,
+      progressNotify: req.progressNotify,
+      fragment: req.fragment,
+      progressDue: true,
+    });
+    this.#pushControl(create(WatchResponseSchema, { header, watchId: watcher.id, created: true }));
+    if (watcher.pending) this.#ready.add(watcher);
+  }
+
+  #cancel(id: bigint): void {
+    const watcher = this.#stream.get(id);
+    // etcd does not answer a cancel of an unknown id.
+    if (!watcher || !this.#stream.cancel(id)) return;
+    this.#entries.delete(watcher);
+    this.#ready.delete(watcher);
+    this.#pushControl(create(WatchResponseSchema, {
+      header: this.#deps.header(),
+      watchId: id,
+      canceled: true,
+    }));
+  }
+
+  #pushControl(wr: WatchResponse): void {
+    this.#control.push(wr);
+    this.#signal();
+  }
+
+  #changed(w: Watcher): void {
+    if (this.#done) return;
+    if (w.pending && this.#entries.has(w)) this.#ready.add(w);
+    this.#signal();
+  }
+
+  #signal(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  /** The next response to send, if any (etcd's sendLoop, one step). */
+  #next(): WatchResponse | undefined {
+    if (this.#fragments.length > 0) return this.#fragments.shift();
+    const control = this.#control.shift();
+    if (control) {
+      const room = this.#controlRoom;
+      this.#controlRoom = undefined;
+      room?.();
+      return control;
+    }
+    for (const w of this.#ready) {
+      this.#ready.delete(w);
+      const entry = this.#entries.get(w);
+      if (!entry) continue;
+      const batch = takeMerged(w);
+      if (!batch) continue;
+      if (w.pending) this.#ready.add(w);
+      const out = this.#fromBatch(entry, batch);
+      if (out.length === 0) continue;
+      this.#fragments = out.slice(1);
+      return out[0];
+    }
+    if (this.#progressRequested && this.#caughtUp()) {
+      this.#progressRequested = false;
+      return create(WatchResponseSchema, {
+        header: this.#deps.header(),
+        watchId: invalidWatchId,
+      });
+    }
+    return undefined;
+  }
+
+  /** Every watcher has seen the current revision and everything it got was sent. */
+  #caughtUp(): boolean {
+    for (const w of this.#stream.watchers()) {
+      if (!w.canceled && (!w.synced || w.pending)) return false;
+    }
+    return true;
+  }
+
+  #fromBatch(entry: Entry, batch: WatchBatch): WatchResponse[] {
+    const w = entry.watcher;
+    if (batch.compactRevision !== undefined) {
+      // The watch is over, but its id stays taken until the client cancels it (as etcd).
+      entry.progressNotify = false;
+      return [create(WatchResponseSchema, {
+        header: this.#deps.header(0n),
+        watchId: w.id,
+        canceled: true,
+        compactRevision: BigInt(batch.compactRevision),
+      })];
+    }
+    const wr = create(WatchResponseSchema, {
+      header: this.#deps.header(BigInt(batch.revision)),
+      watchId: w.id,
+      events: batch.events.map((ev) => pbEvent(ev, w.prevKv)),
+    });
+    if (wr.events.length > 0) entry.progressDue = false;
+    return entry.fragment ? fragmentResponse(wr, this.#deps.maxRequestBytes) : [wr];
+  }
+
+  #armProgress(): void {
+    const interval = this.#deps.progressNotifyIntervalMs;
+    // etcd adds up to a tenth of jitter so watchers created together do not report together.
+    const jitter = Math.floor((this.#deps.random ?? Math.random)() * (interval / 10));
+    const tick = () => {
+      if (this.#done) return;
+      for (const entry of this.#entries.values()) {
+        if (!entry.progressNotify) continue;
+        if (entry.progressDue) this.#deps.hub.progress(entry.watcher);
+        entry.progressDue = true;
+      }
+      this.#progressTimer = this.#timers.setTimeout(tick, interval + jitter);
+    };
+    this.#progressTimer = this.#timers.setTimeout(tick, interval + jitter);
+  }
+
+  #armLeaderCheck(): void {
+    const tick = () => {
+      if (this.#done) return;
+      this.#noLeaderCount = this.#deps.hasLeader() ? 0 : this.#noLeaderCount + 1;
+      if (this.#noLeaderCount >= noLeaderChecks) return this.fail(Errors.noLeader);
+      this.#leaderTimer = this.#timers.setTimeout(tick, this.#deps.electionTimeoutMs);
+    };
+    this.#leaderTimer = this.#timers.setTimeout(tick, this.#deps.electionTimeoutMs);
+  }
+}
+
+/** Runs a session's responses, mapping failures to wire errors; always cleans up. */
+async function* serve(
+  session: WatchSession,
+  begin: () => void,
+): AsyncGenerator<WatchResponse> {
+  try {
+    session.start();
+    begin();
+    yield* session.responses();
+  } catch (err) {
+    // Interceptors do not see errors raised while a stream is consumed.
+    throw toConnectError(err);
+  } finally {
+    session.close();
+  }
+}
+
+/** The Watch service implementation (bidirectional `Watch`). */
+export function watchService(deps: WatchServiceDeps): ServiceImpl<typeof Watch> {
+  return {
+    watch(requests, context) {
+      const session = new WatchSession(deps, context, false);
+      return serve(session, () => void session.feed(requests));
+    },
+  };
+}
+
+/** The browser sibling: one create request, the same responses, over a server stream. */
+export function webWatchService(deps: WatchServiceDeps): ServiceImpl<typeof WebWatch> {
+  return {
+    watch(request, context) {
+      const session = new WatchSession(deps, context, true);
+      return serve(session, () =>
+        session.handle(create(WatchRequestSchema, {
+          requestUnion: { case: "createRequest", value: request },
+        })));
+    },
+  };
+}
+
+// --- JSON gateway ---
+
+/** A request body that is not a sequence of JSON values (Go's decoder words these). */
+class JsonStreamError extends Error {}
+
+/**
+ * Splits a request body into JSON values as they arrive (grpc-gateway decodes a bidi body as
+ * a stream of messages), each at most `maxValueBytes` long.
+ */
+async function* jsonValues(
+  body: ReadableStream<Uint8Array> | null,
+  maxValueBytes: number,
+): AsyncGenerator<string> {
+  if (body === null) return;
+  const decoder = new TextDecoder();
+  let text = "";
+  let depth = 0;
+  let inString = false;
+  let escaped = false;
+  let start = -1;
+  let scanned = 0;
+  for await (const chunk of body) {
+    text += decoder.decode(chunk, { stream: true });
+    for (; scanned < text.length; scanned++) {
+      const ch = text[scanned];
+      if (start < 0) {
+        if (ch === " " || ch === "\n" || ch === "\r" || ch === "\t") continue;
+        if (ch !== "{" && ch !== "[") {
+          throw new JsonStreamError(`invalid character '${ch}' looking for beginning of value`);
+        }
+        start = scanned;
+      }
+      if (inString) {
+        if (escaped) escaped = false;
+        else if (ch === "\\") escaped = true;
+        else if (ch === '"') inString = false;
+      } else if (ch === '"') inString = true;
+      else if (ch === "{" || ch === "[") depth++;
+      else if (ch === "}" || ch === "]") {
+        if (--depth === 0) {
+          if (scanned + 1 - start > maxValueBytes) throw new BodyTooLargeError(maxValueBytes);
+          yield text.slice(start, scanned + 1);
+          text = text.slice(scanned + 1);
+          scanned = -1;
+          start = -1;
+        }
+      }
+    }
+    if (start >= 0 && scanned - start > maxValueBytes) throw new BodyTooLargeError(maxValueBytes);
+    if (start < 0) {
+      text = "";
+      scanned = 0;
+    }
+  }
+  if (start >= 0) throw new JsonStreamError("unexpected EOF");
+}
+
+function decodeWatchRequest(text: string): WatchRequest {
+  let json: JsonValue;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new JsonStreamError("unexpected EOF");
+  }
+  // grpc-gateway ignores fields it does not know but refuses bad values.
+  return fromJson(WatchRequestSchema, json, { ignoreUnknownFields: true });
+}
+
+const encoder = new TextEncoder();
+
+function resultLine(wr: WatchResponse): Uint8Array {
+  const result = toJson(WatchResponseSchema, wr, { useProtoFieldName: true });
+  return encoder.encode(JSON.stringify({ result }) + "\n");
+}
+
+/** Go's http.StatusText for the statuses a watch stream can end with. */
+const statusText: Record<number, string> = {
+  400: "Bad Request",
+  404: "Not Found",
+  408: "Request Timeout",
+  412: "Precondition Failed",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+};
+
+/** grpc-gateway 1.9's error chunk for a stream that failed: `{"error":{...}}`, no newline. */
+function errorChunk(err: unknown): { body: string; status: number } {
+  const ce = toConnectError(err);
+  const status = httpStatusFor(ce.code);
+  const error = {
+    grpc_code: ce.code,
+    http_code: status,
+    message: ce.rawMessage,
+    http_status: statusText[status] ?? "",
+  };
+  return { body: JSON.stringify({ error }), status };
+}
+
+/**
+ * The gateway's `POST /v3/watch` (and `/v3beta/watch`): the body is a sequence of
+ * WatchRequest JSON objects (usually one `{"create_request":{...}}`); the answer streams one
+ * `{"result":{...}}` line per response, with proto field names and int64 as strings. A first
+ * request that does not decode is answered like grpc-gateway (HTTP 500, code 2); a later one
+ * that does not decode ends the requests but not the responses. `Grpc-Metadata-Hasleader:
+ * true` is the `hasleader` metadata.
+ */
+export function watchGatewayHandler(
+  deps: WatchServiceDeps,
+  maxBodyBytes: number,
+): (request: Request) => Promise<Response> {
+  return async (request) => {
+    const values = jsonValues(request.body, maxBodyBytes);
+    let first: WatchRequest | undefined;
+    try {
+      const head = await values.next();
+      if (!head.done) first = decodeWatchRequest(head.value);
+    } catch (err) {
+      await values.return(undefined).catch(() => {});
+      if (err instanceof BodyTooLargeError) {
+        return gatewayError(Errors.requestTooLarge.message, Errors.requestTooLarge.code);
+      }
+      return gatewayError(err instanceof Error ? err.message : String(err), Code.Unknown);
+    }
+    async function* requests(): AsyncGenerator<WatchRequest> {
+      if (first) yield first;
+      try {
+        for await (const text of values) yield decodeWatchRequest(text);
+      } catch {
+        // As grpc-gateway: a bad later message only closes the sending side.
+      }
+    }
+    // Deno.serve's request.signal also fires once a response completes, so the stream's own
+    // cancel ends the session instead.
+    const abort = new AbortController();
+    const hasLeader = request.headers.get("grpc-metadata-hasleader");
+    const context = createHandlerContext({
+      service: Watch,
+      method: Watch.method.watch,
+      protocolName: "gateway",
+      requestMethod: "POST",
+      url: request.url,
+      requestSignal: abort.signal,
+      requestHeader: hasLeader === null ? {} : { hasleader: hasLeader },
+    });
+    const session = new WatchSession(deps, context, false);
+    const responses = serve(session, () => void session.feed(requests()));
+    // grpc-gateway writes the status with the first response, so a stream that fails at once
+    // (no leader) gets its error status.
+    const onGone = () => abort.abort();
+    request.signal.addEventListener("abort", onGone, { once: true });
+    const head = await nextOrError(responses);
+    request.signal.removeEventListener("abort", onGone);
+    if ("error" in head) {
+      abort.abort();
+      const { body, status } = errorChunk(head.error);
+      return new Response(body, { status, headers: { "content-type": "application/json" } });
+    }
+    let pending: Uint8Array | undefined = head.done ? undefined : resultLine(head.value);
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (pending) {
+          controller.enqueue(pending);
+          pending = undefined;
+          return;
+        }
+        const step = await nextOrError(responses);
+        if ("error" in step) {
+          controller.enqueue(encoder.encode(errorChunk(step.error).body));
+          controller.close();
+        } else if (step.done) controller.close();
+        else controller.enqueue(resultLine(step.value));
+      },
+      async cancel() {
+        abort.abort();
+        await responses.return(undefined).catch(() => {});
+      },
+    }, { highWaterMark: 0 });
+    return new Response(stream, {
+      status: 200,
+      headers: {
+        "content-type": "application/json",
+        "grpc-metadata-content-type": "application/grpc",
+      },
+    });
+  };
+}
+
+async function nextOrError<T>(
+  it: AsyncGenerator<T>,
+): Promise<IteratorResult<T> | { error: unknown }> {
+  try {
+    return await it.next();
+  } catch (error) {
+    return { error };
+  }
+}
