@@ -19,7 +19,6 @@
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { assert } from "../internal/assert.ts";
 import { CompactedError, FutureRevError } from "./errors.ts";
-import { LiveCache } from "./live_cache.ts";
 import type {
   KeyValue,
   MvccEvent,
@@ -30,12 +29,7 @@ import type {
 } from "./types.ts";
 
 /** Tuning of an {@linkcode MvccStore}. */
-/** Default bound of the in-memory cache of hot live key-values. */
-const DEFAULT_LIVE_CACHE_BYTES = 64 * 1024 * 1024;
-
 export interface MvccStoreOptions {
-  /** Bytes of hot live key-values cached in memory (default 64 MiB; 0 disables the cache). */
-  liveCacheBytes?: number;
   /** Commit the batched SQLite transaction once this many writes are pending (default 10000). */
   maxBatchOps?: number;
   /**
@@ -241,7 +235,6 @@ export class MvccStore {
   readonly #db: DatabaseSync;
   readonly #maxBatchOps: number;
   readonly #stmts = new Map<string, StatementSync>();
-  readonly #cache: LiveCache;
   #currentRev = INITIAL_REV;
   #compactRev = NEVER_COMPACTED;
   /** Revision up to which superseded history is deleted (lags #compactRev while pending). */
@@ -257,14 +250,8 @@ export class MvccStore {
   #writer: object | undefined;
   #closed = false;
 
-  private constructor(
-    db: DatabaseSync,
-    maxBatchOps: number,
-    compactBatchRows: number,
-    liveCacheBytes: number,
-  ) {
+  private constructor(db: DatabaseSync, maxBatchOps: number, compactBatchRows: number) {
     this.#db = db;
-    this.#cache = new LiveCache(liveCacheBytes);
     this.#maxBatchOps = maxBatchOps;
     this.#compactBatchRows = compactBatchRows;
   }
@@ -289,12 +276,7 @@ export class MvccStore {
     if (mmapBytes > 0) db.exec(`PRAGMA mmap_size = ${mmapBytes}`);
     db.exec("BEGIN");
     db.exec(SCHEMA);
-    const store = new MvccStore(
-      db,
-      maxBatchOps,
-      compactBatchRows,
-      options.liveCacheBytes ?? DEFAULT_LIVE_CACHE_BYTES,
-    );
+    const store = new MvccStore(db, maxBatchOps, compactBatchRows);
     store.#restoreMeta();
     return store;
   }
@@ -616,15 +598,6 @@ export class MvccStore {
       historical ? this.#historyCount(shape, keys, rev) : this.#liveCount(shape, keys);
     if (opts.countOnly && needsCount) return { kvs: [], count: count(), rev: viewRev };
 
-    if (!historical && shape === "point" && !opts.countOnly) {
-      const kv = this.#getLive(key);
-      if (kv === undefined) return { kvs: [], count: 0, rev: viewRev };
-      return {
-        kvs: [opts.keysOnly ? { ...kv, value: new Uint8Array() } : kv],
-        count: 1,
-        rev: viewRev,
-      };
-    }
     const sql = historical ? HISTORY_SQL[shape] : LIVE_SQL[shape];
     const select = opts.keysOnly || opts.countOnly ? sql.keys : sql.all;
     const selectArgs = historical ? [...keys, rev, rev] : keys;
@@ -667,16 +640,11 @@ export class MvccStore {
 
   /** The current version of `key`, if it is live. */
   #getLive(key: Uint8Array): KeyValue | undefined {
-    const cached = this.#cache.get(key);
-    if (cached !== undefined) return cached;
     const row = this.#stmt(
       `SELECT NULL, l.create_rev, l.mod_rev, l.version, l.lease, h.value
        FROM mvcc_live l JOIN mvcc_kv h ON h.id = l.id WHERE l.key = ?`,
     ).get(key) as unknown as KvRow | undefined;
-    if (row === undefined) return undefined;
-    const kv = rowToKv(row, key);
-    this.#cache.set(kv);
-    return kv;
+    return row === undefined ? undefined : rowToKv(row, key);
   }
 
   /** Appends a version (or tombstone) to history and updates the live table. */
@@ -687,9 +655,7 @@ export class MvccStore {
     ).run(kv.modRevision, kv.key, kv.createRevision, kv.version, kv.lease, tomb ? 1 : 0, kv.value);
     if (tomb) {
       this.#stmt("DELETE FROM mvcc_live WHERE key = ?").run(kv.key);
-      this.#cache.delete(kv.key);
     } else {
-      this.#cache.set(kv);
       this.#stmt(
         `INSERT OR REPLACE INTO mvcc_live(key, id, create_rev, mod_rev, version, lease)
          VALUES (?, ?, ?, ?, ?, ?)`,
