@@ -10,6 +10,7 @@
  */
 
 import * as http2 from "node:http2";
+import { concatBytes } from "../internal/bytes.ts";
 
 /** Bytes of the gRPC message prefix: compressed flag, 32-bit big-endian length. */
 export const grpcPrefixBytes = 5;
@@ -92,15 +93,8 @@ export function checkUnaryResponse(
   return body.subarray(grpcPrefixBytes);
 }
 
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+function concat(chunks: Uint8Array[]): Uint8Array {
+  return chunks.length === 1 ? chunks[0] : concatBytes(...chunks);
 }
 
 const emptyBody = new Uint8Array(0);
@@ -204,7 +198,7 @@ export class RawGrpcConnection {
             httpStatus,
             grpcStatus,
             grpcMessage,
-            chunks.length === 0 ? emptyBody : concat(chunks, received),
+            chunks.length === 0 ? emptyBody : concat(chunks),
           ));
         } catch (error) {
           reject(error);

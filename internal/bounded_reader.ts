@@ -5,6 +5,8 @@
  * @module
  */
 
+import { concatBytes } from "./bytes.ts";
+
 /** Thrown when a body is longer than its cap. */
 export class BodyTooLargeError extends Error {
   /** Names the cap that was exceeded. */
@@ -40,12 +42,5 @@ export async function readBounded(
   } finally {
     reader.releaseLock();
   }
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return chunks.length === 1 ? chunks[0] : concatBytes(...chunks);
 }

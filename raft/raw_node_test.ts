@@ -4,14 +4,17 @@ import type { Ready } from "./types.ts";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
-function newNode(restore?: Partial<ConstructorParameters<typeof RawNode>[1]>): RawNode {
+function newNode(
+  restore?: Partial<ConstructorParameters<typeof RawNode>[1]>,
+  config?: Partial<ConstructorParameters<typeof RawNode>[0]>,
+): RawNode {
   let seed = 7;
   const random = () => {
     seed = (seed * 1103515245 + 12345) % 2147483648;
     return seed / 2147483648;
   };
   return new RawNode(
-    { id: 1n, voters: [1n], electionTicks: 10, heartbeatTicks: 1, random },
+    { id: 1n, voters: [1n], electionTicks: 10, heartbeatTicks: 1, random, ...config },
     { hardState: null, marker: { index: 0, term: 0 }, entries: [], ...restore },
   );
 }
@@ -103,18 +106,7 @@ Deno.test("restart keeps the term, re-elects in a new term and skips applied ent
 });
 
 Deno.test("uncommitted proposals are bounded", () => {
-  let seed = 1;
-  const node = new RawNode(
-    {
-      id: 1n,
-      voters: [1n],
-      electionTicks: 10,
-      heartbeatTicks: 1,
-      random: () => (seed = (seed * 16807) % 2147483647) / 2147483647,
-      maxUncommittedEntries: 3,
-    },
-    { hardState: null, marker: { index: 0, term: 0 }, entries: [] },
-  );
+  const node = newNode({}, { maxUncommittedEntries: 3 });
   node.campaign();
   drain(node);
   node.propose(utf8("1"));
@@ -134,18 +126,7 @@ Deno.test("compactLog drops applied entries but keeps the tail", () => {
 });
 
 Deno.test("uncommitted proposal bytes are bounded, and freed by commit", () => {
-  let seed = 3;
-  const node = new RawNode(
-    {
-      id: 1n,
-      voters: [1n],
-      electionTicks: 10,
-      heartbeatTicks: 1,
-      random: () => (seed = (seed * 16807) % 2147483647) / 2147483647,
-      maxUncommittedBytes: 10,
-    },
-    { hardState: null, marker: { index: 0, term: 0 }, entries: [] },
-  );
+  const node = newNode({}, { maxUncommittedBytes: 10 });
   node.campaign();
   drain(node);
   node.propose(new Uint8Array(6));
