@@ -4,14 +4,15 @@
  *
  * @module
  */
-import type { Interceptor } from "@connectrpc/connect";
-import { KV, Lease, Watch } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
+import type { Interceptor, ServiceImpl } from "@connectrpc/connect";
+import { Cluster, KV, Lease, Maintenance, Watch } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
 import { WebWatch } from "../proto/gen/etcdweb/web_watch_pb.ts";
 import type { EtcdServer } from "./etcd_server.ts";
 import { toConnectError } from "./errors.ts";
 import { type GatewayRoute, route } from "./gateway.ts";
 import type { ServiceRegistrar } from "./grpc_server.ts";
 import { kvService } from "./kv_service.ts";
+import { clusterService, maintenanceService } from "./maintenance_service.ts";
 import { leaseGatewayRoutes, leaseService, type LeaseServiceDeps } from "./lease_service.ts";
 import { grpcOverheadBytes } from "./limits.ts";
 import { watchService, type WatchServiceDeps, webWatchService } from "./watch_service.ts";
@@ -57,11 +58,15 @@ export function routes(server: EtcdServer): (router: ServiceRegistrar) => void {
   const kv = kvService(server);
   const lease = leaseService(leaseDeps(server));
   const watch = watchService(watchDeps(server));
+  const cluster = clusterService(server);
+  const maintenance = maintenanceService(server);
   const webWatch = webWatchService(watchDeps(server));
   return (router) => {
     router.service(KV, kv);
     router.service(Lease, lease);
     router.service(Watch, watch);
+    router.service(Cluster, cluster as ServiceImpl<typeof Cluster>);
+    router.service(Maintenance, maintenance as ServiceImpl<typeof Maintenance>);
     router.service(WebWatch, webWatch);
   };
 }
@@ -76,5 +81,18 @@ export function gatewayRoutes(server: EtcdServer): GatewayRoute[] {
     route("/v3/kv/txn", KV.method.txn, kv.txn),
     route("/v3/kv/compaction", KV.method.compact, kv.compact),
     ...leaseGatewayRoutes(leaseService(leaseDeps(server))),
+    route("/v3/cluster/member/list", Cluster.method.memberList, clusterService(server).memberList!),
+    route("/v3/maintenance/status", Maintenance.method.status, maintenanceService(server).status!),
+    route("/v3/maintenance/alarm", Maintenance.method.alarm, maintenanceService(server).alarm!),
+    route(
+      "/v3/maintenance/defragment",
+      Maintenance.method.defragment,
+      maintenanceService(server).defragment!,
+    ),
+    route(
+      "/v3/maintenance/transfer-leadership",
+      Maintenance.method.moveLeader,
+      maintenanceService(server).moveLeader!,
+    ),
   ];
 }
