@@ -151,8 +151,12 @@ export class RaftLoop {
           continue;
         }
         const rd = this.#node.ready();
+        // Committed entries are durable already (raft hands out only persisted ones), so they
+        // are applied and answered before this turn's new entries go to disk: otherwise every
+        // write would wait for the next batch's fdatasync as well as its own.
+        this.#applyCommitted(rd);
         await this.#persist(rd);
-        this.#handle(rd);
+        this.#advance(rd);
       }
     } catch (err) {
       this.#running = false;
@@ -168,12 +172,22 @@ export class RaftLoop {
     if (rd.mustSync) await this.#storage.save(rd.hardState, rd.entries);
   }
 
-  #handle(rd: Ready): void {
+  #applyCommitted(rd: Ready): void {
     if (rd.softState) this.#hooks.onSoftState?.(rd.softState);
-    if (rd.committedEntries.length > 0) this.#hooks.apply(rd.committedEntries);
+    const committed = rd.committedEntries;
+    if (committed.length === 0) return;
+    assert(
+      committed[committed.length - 1].index <= this.#node.log.stable,
+      "applying undurable entry",
+    );
+    this.#hooks.apply(committed);
+    this.#releaseAppliedWaiters(committed[committed.length - 1].index);
+  }
+
+  #advance(rd: Ready): void {
     this.#node.advance(rd);
     this.#node.compactLog(this.#options.retainedEntries);
-    this.#releaseAppliedWaiters();
+    this.#releaseAppliedWaiters(this.#node.log.applied);
     for (const rs of rd.readStates) {
       const key = new TextDecoder().decode(rs.requestCtx);
       const read = this.#pendingReads.get(key);
@@ -183,8 +197,7 @@ export class RaftLoop {
     }
   }
 
-  #releaseAppliedWaiters(): void {
-    const applied = this.#node.log.applied;
+  #releaseAppliedWaiters(applied: number): void {
     let n = 0;
     while (n < this.#appliedWaiters.length && this.#appliedWaiters[n].index <= applied) {
       this.#appliedWaiters[n].resolve();
