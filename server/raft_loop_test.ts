@@ -1,0 +1,76 @@
+import { deepStrictEqual, strictEqual } from "node:assert/strict";
+import { type Entry, type HardState, RawNode } from "../raft/mod.ts";
+import { RaftLoop } from "./raft_loop.ts";
+
+const utf8 = (s: string) => new TextEncoder().encode(s);
+const text = (e: Entry) => new TextDecoder().decode(e.data);
+
+/** Storage whose saves complete only when the test says so. */
+class GatedStorage {
+  saves: { entries: Entry[]; done: () => void }[] = [];
+  #waiting: (() => void)[] = [];
+  save(_hs: HardState | null, entries: Entry[]): Promise<void> {
+    return new Promise((resolve) => {
+      this.saves.push({ entries, done: resolve });
+      for (const w of this.#waiting.splice(0)) w();
+    });
+  }
+  /** Resolves once `n` saves have been started. */
+  async started(n: number): Promise<void> {
+    for (let i = 0; i < 100 && this.saves.length < n; i++) {
+      await new Promise<void>((r) => this.#waiting.push(r));
+    }
+    strictEqual(this.saves.length >= n, true, `only ${this.saves.length} saves started`);
+  }
+}
+
+function loopWith(storage: GatedStorage, applied: string[]): RaftLoop {
+  const node = new RawNode(
+    { id: 1n, voters: [1n], electionTicks: 10, heartbeatTicks: 1, random: () => 0.5 },
+    { hardState: null, marker: { index: 0, term: 0 }, entries: [] },
+  );
+  node.campaign();
+  return new RaftLoop(node, storage, {
+    apply: (entries) => applied.push(...entries.filter((e) => e.data.length > 0).map(text)),
+    onFatal: (err) => {
+      throw err;
+    },
+  }, { tickIntervalMs: 60_000, retainedEntries: 0 });
+}
+
+Deno.test("a durable entry is applied before the next batch's save completes", async () => {
+  const storage = new GatedStorage();
+  const applied: string[] = [];
+  const loop = loopWith(storage, applied);
+  loop.start();
+  try {
+    await storage.started(1); // the leader's empty entry
+    storage.saves[0].done();
+    loop.propose(utf8("a"));
+    await storage.started(2);
+    deepStrictEqual(storage.saves[1].entries.map(text), ["a"]);
+    loop.propose(utf8("b")); // arrives while "a" is on its way to disk
+    storage.saves[1].done();
+    await storage.started(3);
+    deepStrictEqual(storage.saves[2].entries.map(text), ["b"]);
+    // "b" is still being written, yet "a" (durable) has been applied and answered.
+    deepStrictEqual(applied, ["a"]);
+    storage.saves[2].done();
+    await loop.waitApplied(3);
+    deepStrictEqual(applied, ["a", "b"]);
+  } finally {
+    for (const s of storage.saves) s.done();
+    await loop.stop(new Error("test over"));
+  }
+});
+
+Deno.test("waiters and reads fail when the loop stops", async () => {
+  const storage = new GatedStorage();
+  const loop = loopWith(storage, []);
+  loop.start();
+  await storage.started(1);
+  const waiting = loop.waitApplied(100).then(() => "applied", (e) => (e as Error).message);
+  storage.saves[0].done();
+  await loop.stop(new Error("stopped"));
+  strictEqual(await waiting, "stopped");
+});
