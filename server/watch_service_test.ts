@@ -210,6 +210,24 @@ function setup(
   return { store, timers, hub, deps, member, write, put, until, settle, open, close };
 }
 
+/** Runs `fn` with a fresh setup and one open stream on it, closing both afterwards. */
+async function withStream(
+  fn: (
+    t: ReturnType<typeof setup>,
+    s: ReturnType<ReturnType<typeof setup>["open"]>,
+  ) => Promise<void>,
+  options?: Parameters<typeof setup>[0],
+): Promise<void> {
+  const t = setup(options);
+  const s = t.open();
+  try {
+    await fn(t, s);
+  } finally {
+    await s.close();
+    t.close();
+  }
+}
+
 function create_(
   key: string,
   more: Omit<MessageInitShape<typeof WatchCreateRequestSchema>, "key" | "$typeName"> = {},
@@ -240,9 +258,7 @@ function keysOf(r: WatchResponse): string[] {
 }
 
 Deno.test("create answers `created` at the current revision; events carry their revision", async () => {
-  const t = setup();
-  const s = t.open();
-  try {
+  await withStream(async (t, s) => {
     t.put("foo", "bar"); // 2
     s.requests.push(create_("foo"));
     deepStrictEqual((await s.take()).map(show), [
@@ -256,10 +272,7 @@ Deno.test("create answers `created` at the current revision; events carry their 
     const r = s.got[1];
     strictEqual(r.header?.clusterId, clusterId);
     strictEqual(r.events[0].prevKv, undefined, "no prev_kv unless asked for");
-  } finally {
-    await s.close();
-    t.close();
-  }
+  });
 });
 
 Deno.test("ids: server-chosen from 0 skip client-chosen ones; duplicates and empty ranges", async () => {
@@ -290,9 +303,7 @@ Deno.test("ids: server-chosen from 0 skip client-chosen ones; duplicates and emp
 });
 
 Deno.test("cancel answers `canceled`; an unknown id gets no answer; events stop", async () => {
-  const t = setup();
-  const s = t.open();
-  try {
+  await withStream(async (t, s) => {
     s.requests.push(create_("a", { watchId: 7n }));
     await s.take();
     s.requests.push({ case: "cancelRequest", value: { watchId: 99n } });
@@ -307,16 +318,11 @@ Deno.test("cancel answers `canceled`; an unknown id gets no answer; events stop"
     // The id is free again.
     s.requests.push(create_("a", { watchId: 7n }));
     strictEqual((await s.take())[0].canceled, false);
-  } finally {
-    await s.close();
-    t.close();
-  }
+  });
 });
 
 Deno.test("a past start revision replays in one response; an empty key means \\0", async () => {
-  const t = setup();
-  const s = t.open();
-  try {
+  await withStream(async (t, s) => {
     t.put("foo", "bar"); // 2
     t.put("foo", "v1"); // 3
     s.requests.push(create_("foo", { startRevision: 1n }));
@@ -328,16 +334,11 @@ Deno.test("a past start revision replays in one response; an empty key means \\0
     await s.take();
     t.write((txn) => txn.put(new Uint8Array([0]), utf8("zero"), 0n));
     deepStrictEqual((await s.take())[0].events.map((e) => e.kv!.key), [new Uint8Array([0])]);
-  } finally {
-    await s.close();
-    t.close();
-  }
+  });
 });
 
 Deno.test("a compacted start revision: `created`, then `canceled` with compact_revision", async () => {
-  const t = setup();
-  const s = t.open();
-  try {
+  await withStream(async (t, s) => {
     t.put("c", "1"); // 2
     t.put("c", "2"); // 3
     t.store.compact(2);
@@ -354,16 +355,11 @@ Deno.test("a compacted start revision: `created`, then `canceled` with compact_r
     );
     s.requests.push({ case: "cancelRequest", value: { watchId: 3n } });
     strictEqual((await s.take())[0].canceled, true);
-  } finally {
-    await s.close();
-    t.close();
-  }
+  });
 });
 
 Deno.test("progress_request: watch_id -1 at the current revision, after pending events", async () => {
-  const t = setup();
-  const s = t.open();
-  try {
+  await withStream(async (t, s) => {
     s.requests.push({ case: "progressRequest", value: {} });
     deepStrictEqual((await s.take()).map(show), ['{"header":{"revision":"1"},"watch_id":"-1"}']);
     for (let i = 0; i < 5; i++) t.put("k"); // 2..6
@@ -375,16 +371,11 @@ Deno.test("progress_request: watch_id -1 at the current revision, after pending 
       [0n, false, 5, 6n],
       [-1n, false, 0, 6n],
     ]);
-  } finally {
-    await s.close();
-    t.close();
-  }
+  });
 });
 
 Deno.test("progress_notify: idle watches report each interval; busy ones skip a round", async () => {
-  const t = setup();
-  const s = t.open();
-  try {
+  await withStream(async (t, s) => {
     s.requests.push(create_("p", { progressNotify: true }));
     s.requests.push(create_("q"));
     await s.take(2);
@@ -397,16 +388,11 @@ Deno.test("progress_notify: idle watches report each interval; busy ones skip a 
     t.put("x"); // 3
     t.timers.advance(1000);
     deepStrictEqual((await s.take()).map(show), ['{"header":{"revision":"3"}}']);
-  } finally {
-    await s.close();
-    t.close();
-  }
+  });
 });
 
 Deno.test("prev_kv and filters", async () => {
-  const t = setup();
-  const s = t.open();
-  try {
+  await withStream(async (t, s) => {
     t.put("a", "1");
     s.requests.push(create_("a", { prevKv: true }));
     s.requests.push(create_("a", { filters: [WatchCreateRequest_FilterType.NOPUT] }));
@@ -423,21 +409,13 @@ Deno.test("prev_kv and filters", async () => {
     deepStrictEqual(events(0n).map((e) => fromUtf8(e.prevKv!.value)), ["1", "2"]);
     deepStrictEqual(events(1n).map((e) => e.type), [1]);
     deepStrictEqual(events(2n).map((e) => e.type), [0]);
-  } finally {
-    await s.close();
-    t.close();
-  }
+  });
 });
 
 Deno.test("fragment splits like etcd 3.4 (measured: 320 deletes with prev_kv -> 285 + 35)", async () => {
   // etcd 3.4.23, --max-request-bytes 2000: 9 writes, then fr/0000..fr/0319 (1800-byte values)
   // at revisions 11..330, then one DeleteRange at 331, watched with prev_kv.
-  const t = setup({
-    deps: { maxRequestBytes: 2000 + 512 * 1024 },
-    hub: { maxBufferedEvents: 1000 },
-  });
-  const s = t.open();
-  try {
+  await withStream(async (t, s) => {
     for (let i = 0; i < 9; i++) t.put("pre");
     const big = "x".repeat(1800);
     for (let i = 0; i < 320; i++) t.put(`fr/${String(i).padStart(4, "0")}`, big);
@@ -454,10 +432,10 @@ Deno.test("fragment splits like etcd 3.4 (measured: 320 deletes with prev_kv -> 
     ]]);
     deepStrictEqual(rs.filter((r) => r.watchId === 1n).map((r) => r.events.length), [320]);
     ok(fragmented.every((r) => r.header?.revision === 331n));
-  } finally {
-    await s.close();
-    t.close();
-  }
+  }, {
+    deps: { maxRequestBytes: 2000 + 512 * 1024 },
+    hub: { maxBufferedEvents: 1000 },
+  });
 });
 
 Deno.test("fragmentResponse keeps small or single-event responses whole", () => {
@@ -752,9 +730,7 @@ Deno.test("gateway: NDJSON results for a body of JSON requests; bad first reques
 });
 
 Deno.test("a stream's abort cleans up its watchers and timers", async () => {
-  const t = setup();
-  const s = t.open();
-  try {
+  await withStream(async (t, s) => {
     s.requests.push(create_("a", { progressNotify: true }));
     s.requests.push(create_("a", { startRevision: 1n }));
     await s.take(2);
@@ -765,10 +741,7 @@ Deno.test("a stream's abort cleans up its watchers and timers", async () => {
     strictEqual(t.hub.counts.synced + t.hub.counts.unsynced, 0);
     t.timers.runDue();
     strictEqual(t.timers.size, 0, "no timer left behind");
-  } finally {
-    await s.close();
-    t.close();
-  }
+  });
 });
 
 Deno.test("a closing hub ends streams with `server stopped`", async () => {
