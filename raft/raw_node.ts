@@ -192,6 +192,7 @@ export class RawNode {
       entries,
       committedEntries: this.log.nextCommittedEntries(),
       messages: [],
+      snapshot: null,
       readStates: this.#readStates.slice(),
       // A commit index alone may be lost in a crash: it is recomputed from the log (§5.3).
       mustSync: entries.length > 0 || hs.term !== this.#prevHardState.term ||

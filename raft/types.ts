@@ -50,7 +50,10 @@ export interface Ready {
   hardState: HardState | null;
   entries: Entry[];
   committedEntries: Entry[];
-  messages: unknown[];
+  /** Messages to send once `entries` and `hardState` are durable (Raft paper §5.1). */
+  messages: Message[];
+  /** A snapshot received from the leader, to install before applying anything else. */
+  snapshot: Snapshot | null;
   readStates: ReadState[];
   mustSync: boolean;
 }
@@ -62,3 +65,87 @@ export function sameHardState(a: HardState, b: HardState): boolean {
 
 /** The hard state of a member that has never run. */
 export const emptyHardState: Readonly<HardState> = Object.freeze({ term: 0, vote: 0n, commit: 0 });
+
+/** Message kinds; values match raftpb.MessageType so the transport maps them one to one. */
+export const MessageType = {
+  hup: 0,
+  beat: 1,
+  prop: 2,
+  app: 3,
+  appResp: 4,
+  vote: 5,
+  voteResp: 6,
+  snap: 7,
+  heartbeat: 8,
+  heartbeatResp: 9,
+  unreachable: 10,
+  snapStatus: 11,
+  checkQuorum: 12,
+  transferLeader: 13,
+  timeoutNow: 14,
+  readIndex: 15,
+  readIndexResp: 16,
+  preVote: 17,
+  preVoteResp: 18,
+} as const;
+/** A raftpb.MessageType value. */
+export type MessageType = typeof MessageType[keyof typeof MessageType];
+
+/** Voting and learning members at a point of the log (raftpb.ConfState, no joint consensus). */
+export interface ConfState {
+  voters: bigint[];
+  learners: bigint[];
+}
+
+/** Where a snapshot stands in the log and which configuration it carries. */
+export interface SnapshotMetadata {
+  index: number;
+  term: number;
+  confState: ConfState;
+}
+
+/**
+ * A raft snapshot. `data` is opaque to raft; the server fills it (for etcd, the backend is
+ * sent separately by the snapshot endpoint and `data` holds only the membership).
+ */
+export interface Snapshot {
+  metadata: SnapshotMetadata;
+  data: Uint8Array;
+}
+
+/** One raft message between members (raftpb.Message, same fields and meanings). */
+export interface Message {
+  type: MessageType;
+  to: bigint;
+  from: bigint;
+  term: number;
+  /** Term of the entry at `index` (MsgApp: of the entry before `entries`). */
+  logTerm: number;
+  index: number;
+  entries: Entry[];
+  commit: number;
+  snapshot: Snapshot | null;
+  reject: boolean;
+  rejectHint: number;
+  context: Uint8Array;
+}
+
+/** Kinds of single-step membership change (values match raftpb.ConfChangeType). */
+export const ConfChangeType = {
+  addNode: 0,
+  removeNode: 1,
+  updateNode: 2,
+  addLearnerNode: 3,
+} as const;
+/** A raftpb.ConfChangeType value. */
+export type ConfChangeType = typeof ConfChangeType[keyof typeof ConfChangeType];
+
+/** A membership change, proposed as an entry of type `EntryType.confChange`. */
+export interface ConfChange {
+  /** Identifies the request so the proposer can match the applied result. */
+  id: bigint;
+  type: ConfChangeType;
+  nodeId: bigint;
+  /** Opaque to raft: etcd puts the member's JSON (name, peer URLs) here. */
+  context: Uint8Array;
+}
