@@ -18,6 +18,7 @@
  */
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { assert } from "../internal/assert.ts";
+import { crc32c } from "../internal/crc32c.ts";
 import { CompactedError, FutureRevError } from "./errors.ts";
 import type {
   KeyValue,
@@ -190,6 +191,14 @@ interface HistorySql extends RangeSql {
   writtenSince: string;
 }
 
+/** Fixed part of a hashed version: rev, create_rev, version, lease (8 each), tomb, two lengths. */
+const HASH_ROW_HEADER_BYTES = 41;
+/** Prefixes the key-space hash so that it never equals a hash of other data by construction. */
+const HASH_KV_DOMAIN = new TextEncoder().encode("mvcc_kv");
+
+/** Type tags of values in the backend hash. */
+const HashTag = { table: 1, row: 2, null: 3, integer: 4, real: 5, text: 6, blob: 7 } as const;
+
 /** Below this many revisions back, counting through the revision index is always cheap. */
 const MIN_REVISION_SCAN = 1000;
 
@@ -246,6 +255,8 @@ export class MvccStore {
   /** Whether the open SQLite transaction holds writes not yet committed. */
   #dirty = false;
   #pendingOps = 0;
+  /** Number of live keys, kept in step with every write (etcd's keys_total gauge). */
+  #liveKeys = 0;
   /** Identity of the open write txn, if any. */
   #writer: object | undefined;
   #closed = false;
@@ -278,6 +289,7 @@ export class MvccStore {
     db.exec(SCHEMA);
     const store = new MvccStore(db, maxBatchOps, compactBatchRows);
     store.#restoreMeta();
+    store.#liveKeys = store.#number("SELECT count(*) FROM mvcc_live", []);
     return store;
   }
 
@@ -289,6 +301,11 @@ export class MvccStore {
   /** Revision of the last compaction; -1 when the store was never compacted (as etcd). */
   get compactRev(): number {
     return this.#compactRev;
+  }
+
+  /** Number of live keys (no scan: counted as writes happen). */
+  get liveKeyCount(): number {
+    return this.#liveKeys;
   }
 
   /**
@@ -386,6 +403,7 @@ export class MvccStore {
         };
         this.#writeVersion(kv, false);
         if (prevKv === undefined) {
+          this.#liveKeys++;
           events.push({ type: "put", kv });
           return {};
         }
@@ -400,6 +418,7 @@ export class MvccStore {
           this.#writeVersion(kv, true);
           events.push({ type: "delete", kv, prevKv });
         }
+        this.#liveKeys -= prevKvs.length;
         return { deleted: prevKvs.length, prevKvs };
       },
       end: () => {
@@ -521,13 +540,13 @@ export class MvccStore {
 
   /**
    * Commits the batched SQLite transaction (with the revisions and consistent index), after
-   * one batch of pending compaction, if any.
+   * one batch of pending compaction, if any. Returns whether there was anything to commit.
    */
-  commit(): void {
+  commit(): boolean {
     this.#checkOpen();
     assert(this.#writer === undefined, "commit during a write txn");
     if (this.compactionPending) this.compactStep();
-    if (!this.#dirty) return;
+    if (!this.#dirty) return false;
     const put = this.#stmt("INSERT OR REPLACE INTO mvcc_meta(name, value) VALUES (?, ?)");
     put.run("current_rev", this.#currentRev);
     put.run("compact_rev", this.#compactRev);
@@ -538,6 +557,106 @@ export class MvccStore {
     this.#db.exec("COMMIT; BEGIN");
     this.#dirty = false;
     this.#pendingOps = 0;
+    return true;
+  }
+
+  /**
+   * A CRC-32C over the key space as of `rev` (0 = the current revision), as etcd's HashKV
+   * defines its scope: every version written after the compact revision, plus, at or below
+   * it, only the version each key still shows at `rev` (tombstones excluded). Versions that
+   * compaction has superseded but not yet deleted are never included, so members with the
+   * same history and compaction agree whatever their batching or deletion progress. Row ids
+   * (local to this database) are not hashed; versions are hashed in (revision, sub-revision)
+   * order. Throws CompactedError when `rev` is at or below the compact revision (HashKV
+   * refuses the compact revision itself, unlike Range) and FutureRevError past the current one.
+   */
+  hashKv(rev: number): { hash: number; currentRev: number; compactRev: number } {
+    this.#checkOpen();
+    checkRev(rev, "hash revision");
+    const compactRev = this.#compactRev;
+    const currentRev = this.#currentRev;
+    if (rev > 0 && rev <= compactRev) throw new CompactedError(rev, compactRev);
+    if (rev > currentRev) throw new FutureRevError(rev, currentRev);
+    // As etcd: 0 means the current revision; a negative one matches no version at all.
+    const upTo = rev === 0 ? currentRev : rev;
+    const rows = this.#stmt(
+      `SELECT rev, key, create_rev, version, lease, tomb, value FROM mvcc_kv h
+       WHERE rev <= ? AND (rev > ? OR (tomb = 0 AND
+         id = (SELECT max(m.id) FROM mvcc_kv m WHERE m.key = h.key AND m.rev <= ?)))
+       ORDER BY rev, id`,
+    ).iterate(upTo, compactRev, upTo) as IterableIterator<unknown> as IterableIterator<
+      [bigint, Uint8Array, bigint, bigint, bigint, bigint, Uint8Array]
+    >;
+    const scratch = new DataView(new ArrayBuffer(HASH_ROW_HEADER_BYTES));
+    const header = new Uint8Array(scratch.buffer);
+    let hash = crc32c(HASH_KV_DOMAIN);
+    for (const [r, key, createRev, version, lease, tomb, value] of rows) {
+      scratch.setBigInt64(0, r);
+      scratch.setBigInt64(8, createRev);
+      scratch.setBigInt64(16, version);
+      scratch.setBigInt64(24, lease);
+      scratch.setUint8(32, Number(tomb));
+      scratch.setUint32(33, key.length);
+      scratch.setUint32(37, value.length);
+      hash = crc32c(value, crc32c(key, crc32c(header, hash)));
+    }
+    return { hash, currentRev, compactRev };
+  }
+
+  /**
+   * A CRC-32C over every table of the backend (etcd's Hash: the whole database, except the
+   * consistent index, which is this member's own bookkeeping). Tables are visited by name and
+   * rows in primary-key order, each value tagged with its type, so equal contents hash alike.
+   */
+  hashBackend(): number {
+    this.#checkOpen();
+    const tables = this.#stmt(
+      "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    ).all() as unknown as [string][];
+    const encoder = new TextEncoder();
+    const scratch = new DataView(new ArrayBuffer(9));
+    const tagged = new Uint8Array(scratch.buffer);
+    let hash = 0;
+    const add = (tag: number, payload?: Uint8Array) => {
+      scratch.setUint8(0, tag);
+      scratch.setUint32(1, payload?.length ?? 0);
+      hash = crc32c(tagged.subarray(0, 5), hash);
+      if (payload) hash = crc32c(payload, hash);
+    };
+    for (const [table] of tables) {
+      add(HashTag.table, encoder.encode(table));
+      const columns = this.#stmt(`PRAGMA table_info("${table}")`).all() as unknown as [
+        bigint,
+        string,
+        string,
+        bigint,
+        unknown,
+        bigint,
+      ][];
+      const keyColumns = columns.filter((c) => c[5] > 0n).sort((a, b) => Number(a[5] - b[5]));
+      const order = keyColumns.length > 0 ? keyColumns.map((c) => `"${c[1]}"`).join(", ") : "rowid";
+      const skipConsistentIndex = table === "mvcc_meta" ? ` WHERE name != 'consistent_index'` : "";
+      const rows = this.#stmt(
+        `SELECT * FROM "${table}"${skipConsistentIndex} ORDER BY ${order}`,
+      ).iterate() as IterableIterator<unknown> as IterableIterator<unknown[]>;
+      for (const row of rows) {
+        add(HashTag.row);
+        for (const value of row) {
+          if (value === null) add(HashTag.null);
+          else if (typeof value === "bigint") {
+            scratch.setUint8(0, HashTag.integer);
+            scratch.setBigInt64(1, value);
+            hash = crc32c(tagged, hash);
+          } else if (typeof value === "number") {
+            scratch.setUint8(0, HashTag.real);
+            scratch.setFloat64(1, value);
+            hash = crc32c(tagged, hash);
+          } else if (typeof value === "string") add(HashTag.text, encoder.encode(value));
+          else add(HashTag.blob, value as Uint8Array);
+        }
+      }
+    }
+    return hash;
   }
 
   /** Size of the database file in bytes: page_count × page_size. */

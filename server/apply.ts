@@ -13,6 +13,11 @@ import {
   InternalRaftRequestSchema,
 } from "../proto/gen/etcd/etcdserverpb/raft_internal_pb.ts";
 import {
+  type AlarmMember,
+  type AlarmRequest,
+  AlarmRequest_AlarmAction,
+  AlarmResponseSchema,
+  AlarmType,
   type LeaseGrantRequest,
   LeaseGrantResponseSchema,
   type LeaseRevokeRequest,
@@ -21,9 +26,10 @@ import {
 } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
 import type { Entry } from "../raft/mod.ts";
 import { EntryType } from "../raft/mod.ts";
+import { type AlarmStore, txnCost } from "./alarms.ts";
 import { applyCompaction, applyDeleteRange, applyPut, applyTxn } from "./apply_kv.ts";
 import { decodeOptions } from "./codec.ts";
-import { EtcdError } from "./errors.ts";
+import { Errors, EtcdError } from "./errors.ts";
 import { leaseErrorToEtcd } from "./lease_service.ts";
 
 /** The outcome of one applied request: a response, or an expected error. */
@@ -39,9 +45,15 @@ export type ApplyListener = (requestId: bigint, outcome: ApplyOutcome) => void;
 export interface ApplierDeps {
   store: MvccStore;
   lessor: Lessor;
+  /** The cluster's alarms: changed by AlarmRequests, and gating writes while active. */
+  alarms: AlarmStore;
   onOutcome: ApplyListener;
   /** Receives the events of each revision, in order (the watch hub). */
   onEvents?: (events: MvccEvent[]) => void;
+  /** Told when an alarm is raised (first of its type) or cleared (last of its type). */
+  onAlarmChange?: (alarm: AlarmMember, active: boolean) => void;
+  /** Counts applied lease grants and revokes (metrics). */
+  onLease?: (change: "granted" | "revoked") => void;
 }
 
 /** Applies committed entries to the store and the lessor. */
@@ -71,6 +83,9 @@ export class Applier {
   }
 
   #applyRequest(req: InternalRaftRequest): ApplyOutcome {
+    if (req.alarm) return this.#alarm(req.alarm);
+    const refused = this.#refusedByAlarm(req);
+    if (refused) return { error: refused };
     try {
       if (req.put) return this.#kvWrite(applyPut(this.#kvDeps, req.put));
       if (req.deleteRange) return this.#kvWrite(applyDeleteRange(this.#kvDeps, req.deleteRange));
@@ -89,6 +104,61 @@ export class Applier {
     assert(false, "apply: raft request of an unsupported kind");
   }
 
+  /**
+   * etcd's alarm appliers: while CORRUPT is active every write is refused; while NOSPACE is
+   * active, puts, txns that may put and lease grants are (reads, deletes, compaction and
+   * revokes still work, so that an operator can free space). Both depend only on applied
+   * state and the request, so every member refuses the same entries.
+   */
+  #refusedByAlarm(req: InternalRaftRequest): EtcdError | undefined {
+    const alarms = this.#deps.alarms;
+    if (alarms.size === 0) return undefined;
+    if (alarms.has(AlarmType.CORRUPT)) {
+      if (
+        req.put || req.deleteRange || req.txn || req.compaction || req.leaseGrant ||
+        req.leaseRevoke
+      ) {
+        return Errors.corrupt;
+      }
+    }
+    if (alarms.has(AlarmType.NOSPACE)) {
+      if (req.put || req.leaseGrant || (req.txn && txnCost(req.txn) > 0)) return Errors.noSpace;
+    }
+    return undefined;
+  }
+
+  /**
+   * GET lists the alarms of a type (NONE: all); ACTIVATE answers the alarm (also one already
+   * active); DEACTIVATE answers the cleared alarm, or nothing. The response has no header,
+   * as etcd's has none.
+   */
+  #alarm(req: AlarmRequest): ApplyOutcome {
+    const alarms = this.#deps.alarms;
+    const response = create(AlarmResponseSchema);
+    switch (req.action) {
+      case AlarmRequest_AlarmAction.GET:
+        response.alarms = alarms.list(req.alarm);
+        break;
+      case AlarmRequest_AlarmAction.ACTIVATE: {
+        const wasActive = alarms.has(req.alarm);
+        response.alarms = [alarms.activate(req.memberID, req.alarm)];
+        if (!wasActive) this.#deps.onAlarmChange?.(response.alarms[0], true);
+        break;
+      }
+      case AlarmRequest_AlarmAction.DEACTIVATE: {
+        const cleared = alarms.deactivate(req.memberID, req.alarm);
+        if (!cleared) break;
+        response.alarms = [cleared];
+        if (!alarms.has(req.alarm)) this.#deps.onAlarmChange?.(cleared, false);
+        break;
+      }
+      default:
+        // The service admits only the three actions; older logs cannot hold others.
+        break;
+    }
+    return { response };
+  }
+
   #kvWrite(result: { response: Message; events: MvccEvent[] }): ApplyOutcome {
     this.#publish(result.events);
     return { response: result.response };
@@ -96,6 +166,7 @@ export class Applier {
 
   #leaseGrant(req: LeaseGrantRequest): ApplyOutcome {
     const lease = this.#deps.lessor.grant(req.ID, Number(req.TTL));
+    this.#deps.onLease?.("granted");
     return {
       response: create(LeaseGrantResponseSchema, {
         header: this.#header(),
@@ -108,6 +179,7 @@ export class Applier {
   /** Revoking deletes every attached key in one revision (etcd's lessor.Revoke). */
   #leaseRevoke(req: LeaseRevokeRequest): ApplyOutcome {
     const keys = this.#deps.lessor.revoke(req.ID);
+    this.#deps.onLease?.("revoked");
     if (keys.length > 0) {
       const txn = this.#deps.store.write();
       for (const key of keys) txn.deleteRange(key, undefined);

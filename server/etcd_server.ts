@@ -19,11 +19,20 @@ import {
   InternalRaftRequestSchema,
   RequestHeaderSchema,
 } from "../proto/gen/etcd/etcdserverpb/raft_internal_pb.ts";
+import { AlarmRequest_AlarmAction, AlarmType } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
 import { ProposalDroppedError, RawNode } from "../raft/mod.ts";
 import { Wal } from "../wal/mod.ts";
+import { AlarmStore, BackendQuota, quotaCost } from "./alarms.ts";
 import { Applier, type ApplyOutcome } from "./apply.ts";
+import {
+  type Compactor,
+  type CompactorClock,
+  createCompactor,
+  realCompactorClock,
+} from "./compactor.ts";
 import { type Config, verifyBootstrap } from "./config.ts";
 import { Errors } from "./errors.ts";
+import { ServerMetrics } from "./metrics.ts";
 import { clusterIdFor, IdGenerator, memberIdFor } from "./ids.ts";
 import { LeaseBackend } from "./lease_backend.ts";
 import { RaftLoop } from "./raft_loop.ts";
@@ -33,6 +42,12 @@ const leaseRevokeIntervalMs = 500;
 const proposalSweepIntervalMs = 100;
 /** Bound on lease revokes proposed per round (etcd: 1000 per second). */
 const maxRevokesPerRound = 500;
+
+/** Collaborators a test may replace; production uses the defaults. */
+export interface EtcdServerOptions {
+  /** Time for the auto-compactor (default: the real clock). */
+  compactorClock?: CompactorClock;
+}
 
 /** A member of the cluster as the Cluster service reports it. */
 export interface MemberInfo {
@@ -91,6 +106,15 @@ export class EtcdServer {
   readonly lessor: Lessor;
   /** Watchers of the key space; apply feeds it every applied revision. */
   readonly watchHub: WatchHub;
+  /** The cluster's active alarms, as applied from the log. */
+  readonly alarms: AlarmStore;
+  /** `--quota-backend-bytes`, checked before a write is proposed. */
+  readonly quota: BackendQuota;
+  /** What `/metrics` shows. */
+  readonly metrics: ServerMetrics;
+  readonly #compactor: Compactor | undefined;
+  /** The NOSPACE alarm proposal in flight, shared by writes refused meanwhile. */
+  #raisingNoSpace: Promise<void> | undefined;
   readonly #wal: Wal;
   readonly #loop: RaftLoop;
   readonly #waiters = new Map<bigint, Waiter>();
@@ -106,6 +130,7 @@ export class EtcdServer {
     wal: Wal,
     store: MvccStore,
     node: RawNode,
+    options: EtcdServerOptions,
   ) {
     this.config = config;
     this.memberId = ids.memberId;
@@ -132,17 +157,54 @@ export class EtcdServer {
     });
     this.lessor.recover(leaseBackend.load(), store.liveLeaseAttachments());
     this.watchHub = new WatchHub(store);
+    this.alarms = new AlarmStore(store);
+    this.quota = new BackendQuota(config.quotaBackendBytes, () => store.dbSizeBytes());
+    this.metrics = new ServerMetrics({
+      memberId: ids.memberId,
+      quotaBytes: config.quotaBackendBytes,
+      hasLeader: () => this.leader !== 0n,
+      isLeader: () => this.leader === this.memberId,
+      committedIndex: () => this.raftIndexes.committed,
+      appliedIndex: () => this.raftIndexes.applied,
+      pendingProposals: () => this.#waiters.size,
+      dbSizeBytes: () => store.dbSizeBytes(),
+      dbSizeInUseBytes: () => store.dbSizeInUseBytes(),
+      keys: () => store.liveKeyCount,
+      currentRev: () => store.currentRev,
+      compactRev: () => store.compactRev,
+    });
     const applier = new Applier({
       store,
       lessor: this.lessor,
+      alarms: this.alarms,
       onOutcome: (id, outcome) => this.#settle(id, outcome),
       onEvents: (events) => this.watchHub.notify(events),
+      onLease: (change) =>
+        (change === "granted" ? this.metrics.leaseGranted : this.metrics.leaseRevoked).inc(),
     });
-    this.#loop = new RaftLoop(node, wal, {
+    this.#compactor = createCompactor(config, {
+      clock: options.compactorClock ?? realCompactorClock,
+      currentRev: () => store.currentRev,
+      compact: async (rev) => {
+        await this.propose({ compaction: { revision: BigInt(rev) } });
+      },
+      alreadyCompacted: (err) => err === Errors.compacted,
+    });
+    const timedWal = {
+      save: (hardState: Parameters<Wal["save"]>[0], entries: Parameters<Wal["save"]>[1]) =>
+        this.metrics.timeAsync(this.metrics.walFsyncSeconds, () => wal.save(hardState, entries)),
+    };
+    let lastLeader = 0n;
+    this.#loop = new RaftLoop(node, timedWal, {
       apply: (entries) => applier.applyEntries(entries),
       onSoftState: (soft) => {
+        if (soft.lead !== 0n && soft.lead !== lastLeader) this.metrics.leaderChanges.inc();
+        lastLeader = soft.lead;
         if (soft.role === "leader") this.lessor.promote(config.electionTimeoutMs);
         else this.lessor.demote();
+        // etcd runs only the leader's compactor.
+        if (soft.role === "leader") this.#compactor?.resume();
+        else this.#compactor?.pause();
       },
       onFatal: (err) => this.#fatal(err),
     }, {
@@ -160,7 +222,11 @@ export class EtcdServer {
   #startDuties(): void {
     this.#timers.push(setInterval(() => {
       try {
-        this.store.commit();
+        const start = performance.now();
+        if (this.store.commit()) {
+          this.metrics.backendCommitSeconds.observe((performance.now() - start) / 1000);
+        }
+        this.quota.refresh();
       } catch (err) {
         // The backend can no longer persist applied state: stop rather than diverge.
         this.#fatal(err);
@@ -173,12 +239,14 @@ export class EtcdServer {
       for (const [id, waiter] of this.#waiters) {
         if (waiter.deadline > now) break;
         this.#waiters.delete(id);
+        this.metrics.proposalsFailed.inc();
         waiter.reject(Errors.timeout);
       }
     }, proposalSweepIntervalMs));
     this.#timers.push(setInterval(() => {
       if (!this.lessor.isPrimary) return;
       for (const id of this.lessor.expired(maxRevokesPerRound)) {
+        this.metrics.leaseExpired.inc();
         this.propose({ leaseRevoke: { ID: id } }).catch(() => {
           // Retried after expiredRetryMs by the lessor; the lease may also be gone already.
         });
@@ -204,7 +272,7 @@ export class EtcdServer {
   }
 
   /** Opens (or creates) the member's data dir and starts its raft loop. */
-  static async start(config: Config): Promise<EtcdServer> {
+  static async start(config: Config, options: EtcdServerOptions = {}): Promise<EtcdServer> {
     const paths = dataDirPaths(config.dataDir);
     if (config.walDir) paths.walDir = config.walDir;
     let ids: { memberId: bigint; clusterId: bigint };
@@ -242,11 +310,12 @@ export class EtcdServer {
       heartbeatTicks: 1,
       random: Math.random,
     }, { ...restore, applied: store.consistentIndex() });
-    const server = new EtcdServer(config, ids, wal, store, node);
+    const server = new EtcdServer(config, ids, wal, store, node, options);
     // A lone voter need not wait out an election timeout to know it wins.
     node.campaign();
     server.#loop.start();
     server.#startDuties();
+    server.#compactor?.start();
     return server;
   }
 
@@ -296,6 +365,10 @@ export class EtcdServer {
    */
   propose<T extends Message>(init: ProposalInit): Promise<T> {
     if (this.#stopped) return Promise.reject(Errors.stopped);
+    // etcd's quotaKVServer / quotaLeaseServer: refuse before proposing, and raise NOSPACE.
+    if (!this.quota.admit(quotaCost(init as Parameters<typeof quotaCost>[0]))) {
+      return this.#refuseNoSpace();
+    }
     const id = this.#ids.next();
     const request = create(InternalRaftRequestSchema, {
       ...init,
@@ -317,6 +390,25 @@ export class EtcdServer {
     });
   }
 
+  /**
+   * Raises the NOSPACE alarm through raft for this member (once: writes refused while the
+   * proposal is in flight share it), waits for it to apply, then fails with NOSPACE, as
+   * etcd's quota check does. A failure to raise it is not the caller's error.
+   */
+  async #refuseNoSpace<T>(): Promise<T> {
+    if (!this.alarms.hasFor(this.memberId, AlarmType.NOSPACE)) {
+      this.#raisingNoSpace ??= this.propose({
+        alarm: {
+          action: AlarmRequest_AlarmAction.ACTIVATE,
+          memberID: this.memberId,
+          alarm: AlarmType.NOSPACE,
+        },
+      }).then(() => {}, () => {}).finally(() => this.#raisingNoSpace = undefined);
+      await this.#raisingNoSpace;
+    }
+    throw Errors.noSpace;
+  }
+
   /** Waits until this member has applied everything committed when the read began. */
   async linearizableRead(): Promise<void> {
     if (this.#stopped) throw Errors.stopped;
@@ -324,6 +416,7 @@ export class EtcdServer {
     try {
       index = await this.#loop.readIndex();
     } catch (err) {
+      this.metrics.readIndexesFailed.inc();
       if (err instanceof ProposalDroppedError) throw Errors.noLeader;
       throw err;
     }
@@ -352,6 +445,7 @@ export class EtcdServer {
     if (this.#stopped) return;
     this.#stopped = Errors.stopped;
     for (const timer of this.#timers) clearInterval(timer);
+    this.#compactor?.stop();
     await this.#loop.stop(Errors.stopped);
     this.watchHub.close();
     for (const waiter of this.#waiters.values()) waiter.reject(Errors.stopped);
@@ -372,6 +466,7 @@ export class EtcdServer {
   #fatal(err: unknown): void {
     this.#stopped = Errors.stopped;
     for (const timer of this.#timers) clearInterval(timer);
+    this.#compactor?.stop();
     this.watchHub.close();
     for (const waiter of this.#waiters.values()) waiter.reject(Errors.stopped);
     this.#waiters.clear();

@@ -53,6 +53,8 @@ export interface GrpcServerOptions {
    * new bytes fail their call with RESOURCE_EXHAUSTED instead of growing memory without bound.
    */
   maxPendingBytes?: number;
+  /** Told the size of each request message received and response message sent (metrics). */
+  onMessageBytes?(direction: "received" | "sent", bytes: number): void;
 }
 
 const defaultMaxPendingBytes = 256 * 1024 * 1024;
@@ -414,6 +416,7 @@ export class GrpcServer implements ServiceRegistrar {
   }
 
   #decode<I extends DescMessage>(schema: I, bytes: Uint8Array): MessageShape<I> {
+    this.#options.onMessageBytes?.("received", bytes.length);
     try {
       return fromBinary(schema, bytes, decodeOptions);
     } catch (err) {
@@ -426,7 +429,9 @@ export class GrpcServer implements ServiceRegistrar {
     const message = (output as { $typeName?: string }).$typeName === schema.typeName
       ? output as MessageShape<DescMessage>
       : create(schema, output as Record<string, unknown>);
-    return toBinary(schema, message);
+    const bytes = toBinary(schema, message);
+    this.#options.onMessageBytes?.("sent", bytes.length);
+    return bytes;
   }
 
   #respond(stream: http2.ServerHttp2Stream, messages: Uint8Array[]): void {

@@ -1,6 +1,6 @@
 /**
  * The Hono app behind every non-gRPC request on the client port: Connect and gRPC-web for the
- * services, the JSON gateway, `/version` and `/health`.
+ * services, the JSON gateway, `/version`, `/health`, `/livez`, `/readyz` and `/metrics`.
  *
  * @module
  */
@@ -10,6 +10,7 @@ import { Hono } from "hono";
 import type { EtcdServer } from "./etcd_server.ts";
 import { decodeOptions } from "./codec.ts";
 import { mountGateway } from "./gateway.ts";
+import { mountHealth, mountMetrics } from "./health.ts";
 import { gatewayRoutes, interceptors, routes, watchDeps } from "./routes.ts";
 import { watchGatewayHandler } from "./watch_service.ts";
 import { versions } from "./version.ts";
@@ -51,11 +52,9 @@ export function clientApp(server: EtcdServer): Hono {
   }
 
   app.get("/version", (c) => c.json(versions));
-  app.get("/health", async (c) => {
-    const healthy = await server.isHealthy();
-    return c.json({ health: String(healthy) }, healthy ? 200 : 503);
-  });
-  for (const path of ["/version", "/health"]) {
+  mountHealth(app, server);
+  mountMetrics(app, server);
+  for (const path of ["/version"]) {
     app.on(
       ["POST", "PUT", "DELETE", "PATCH"],
       path,

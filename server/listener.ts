@@ -61,6 +61,9 @@ export class ClientListener {
     const fetchHandler = (req: Request) => app.fetch(req);
     const grpc = new GrpcServer({
       readMaxBytes: server.config.maxRequestBytes + grpcOverheadBytes,
+      onMessageBytes: (direction, bytes) =>
+        (direction === "received" ? server.metrics.grpcReceivedBytes : server.metrics.grpcSentBytes)
+          .inc(bytes),
     });
     routes(server)(grpc);
     const h2 = http2.createServer({

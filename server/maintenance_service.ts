@@ -1,7 +1,7 @@
 /**
- * Cluster.MemberList and the Maintenance RPCs that a single member can answer fully: Status,
- * Defragment, Snapshot, MoveLeader, and Alarm listing. These make `etcdctl member list`,
- * `endpoint status`, `endpoint health`, `defrag` and `snapshot save` work.
+ * Cluster.MemberList and the Maintenance RPCs: Status, Alarm, Hash, HashKV, Defragment,
+ * Snapshot and MoveLeader. These make `etcdctl member list`, `endpoint status`, `endpoint
+ * health`, `endpoint hashkv`, `alarm list`, `alarm disarm`, `defrag` and `snapshot save` work.
  *
  * @module
  */
@@ -9,13 +9,17 @@ import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { CompactedError, FutureRevError } from "../mvcc/mod.ts";
 import {
   AlarmRequest_AlarmAction,
+  type AlarmResponse,
+  AlarmResponseSchema,
   Cluster,
   Maintenance,
   MemberSchema,
   type ResponseHeader,
 } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
+import { formatAlarm } from "./alarms.ts";
 import type { EtcdServer } from "./etcd_server.ts";
 import { Errors } from "./errors.ts";
 import { serverVersion } from "./version.ts";
@@ -66,24 +70,63 @@ export function maintenanceService(server: EtcdServer): Partial<ServiceImpl<type
         raftIndex: BigInt(committed),
         raftTerm: BigInt(server.term),
         raftAppliedIndex: BigInt(applied),
-        errors: [],
+        // etcd lists "no leader" and then each alarm in its text form.
+        errors: [
+          ...(server.leader === 0n ? [Errors.noLeader.message] : []),
+          ...server.alarms.list().map(formatAlarm),
+        ],
         isLearner: false,
       };
     },
-    alarm(req) {
-      // No alarm can be raised yet (the quota arrives with issue 3's Maintenance work), so
-      // every action answers the empty list, as etcd does when no alarm is active.
+    async alarm(req) {
+      // Every action goes through the log, as in etcd: alarms are cluster state, and a GET
+      // then sees every alarm applied before it.
       if (
         req.action !== AlarmRequest_AlarmAction.GET &&
         req.action !== AlarmRequest_AlarmAction.DEACTIVATE &&
         req.action !== AlarmRequest_AlarmAction.ACTIVATE
       ) {
-        throw Errors.notCapable;
+        // etcd's apply answers nothing for an unknown action (and its server then panics).
+        return create(AlarmResponseSchema);
       }
-      return { header: server.header(), alarms: [] };
+      return await server.propose<AlarmResponse>({ alarm: req });
+    },
+    hash() {
+      const hash = server.metrics.time(server.metrics.hashSeconds, () => {
+        // etcd commits the backend first and reports the revision the hash covers.
+        server.store.commit();
+        return server.store.hashBackend();
+      });
+      return { header: server.header(), hash };
+    },
+    hashKV(req) {
+      let result;
+      try {
+        result = server.metrics.time(
+          server.metrics.hashRevSeconds,
+          () => server.store.hashKv(Number(req.revision)),
+        );
+      } catch (err) {
+        if (err instanceof CompactedError) throw Errors.compacted;
+        if (err instanceof FutureRevError) throw Errors.futureRev;
+        throw err;
+      }
+      return {
+        header: server.header(BigInt(result.currentRev)),
+        hash: result.hash,
+        compactRevision: BigInt(result.compactRev),
+      };
     },
     defragment() {
-      server.store.defragment();
+      const metrics = server.metrics;
+      metrics.defragInflight.set(1);
+      try {
+        metrics.time(metrics.defragSeconds, () => server.store.defragment());
+      } finally {
+        metrics.defragInflight.set(0);
+      }
+      // The file shrank: the quota's estimate starts over from the new size.
+      server.quota.refresh();
       return { header: server.header() };
     },
     moveLeader(req) {
@@ -98,7 +141,7 @@ export function maintenanceService(server: EtcdServer): Partial<ServiceImpl<type
       const dir = await Deno.makeTempDir({ prefix: "etcd-snapshot-" });
       try {
         const path = join(dir, "db");
-        server.store.copyTo(path);
+        server.metrics.time(server.metrics.snapshotSeconds, () => server.store.copyTo(path));
         const file = await Deno.open(path, { read: true });
         try {
           const size = (await file.stat()).size;

@@ -55,12 +55,20 @@ export function watchDeps(server: EtcdServer): WatchServiceDeps {
 
 /** Registers every service of `server` on a Connect router. */
 export function routes(server: EtcdServer): (router: ServiceRegistrar) => void {
-  const kv = kvService(server);
-  const lease = leaseService(leaseDeps(server));
-  const watch = watchService(watchDeps(server));
-  const cluster = clusterService(server);
-  const maintenance = maintenanceService(server);
-  const webWatch = webWatchService(watchDeps(server));
+  // Each call counts in the grpc_server_* metrics, as etcd's gRPC interceptors count it.
+  const metrics = server.metrics;
+  const kv = metrics.instrument(KV, kvService(server)) as ServiceImpl<typeof KV>;
+  const lease = metrics.instrument(Lease, leaseService(leaseDeps(server))) as ServiceImpl<
+    typeof Lease
+  >;
+  const watch = metrics.instrument(Watch, watchService(watchDeps(server))) as ServiceImpl<
+    typeof Watch
+  >;
+  const cluster = metrics.instrument(Cluster, clusterService(server));
+  const maintenance = metrics.instrument(Maintenance, maintenanceService(server));
+  const webWatch = metrics.instrument(WebWatch, webWatchService(watchDeps(server))) as ServiceImpl<
+    typeof WebWatch
+  >;
   return (router) => {
     router.service(KV, kv);
     router.service(Lease, lease);
@@ -84,6 +92,10 @@ export function gatewayRoutes(server: EtcdServer): GatewayRoute[] {
     route("/v3/cluster/member/list", Cluster.method.memberList, clusterService(server).memberList!),
     route("/v3/maintenance/status", Maintenance.method.status, maintenanceService(server).status!),
     route("/v3/maintenance/alarm", Maintenance.method.alarm, maintenanceService(server).alarm!),
+    // etcd 3.4 maps both Hash and HashKV to /hash, where Hash wins; later versions serve
+    // HashKV at /hashkv, which 3.4 answers with 404.
+    route("/v3/maintenance/hash", Maintenance.method.hash, maintenanceService(server).hash!),
+    route("/v3/maintenance/hashkv", Maintenance.method.hashKV, maintenanceService(server).hashKV!),
     route(
       "/v3/maintenance/defragment",
       Maintenance.method.defragment,
