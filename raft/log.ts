@@ -4,6 +4,9 @@
  *
  * Invariant (Raft paper §5.3, and applying only what is durable):
  *   marker.index <= applied <= committed, applied <= stable <= last.
+ * The one exception is a snapshot received from the leader and not yet acknowledged by
+ * `RawNode.advance()`: the log already restarts at the snapshot (marker = committed = stable =
+ * snapshot index) while `applied` still names what the state machine holds, below the marker.
  *
  * @module
  */
@@ -47,6 +50,11 @@ export class RaftLog {
     this.applied = marker.index;
   }
 
+  /** The compaction marker: the last index (and its term) no longer held as an entry. */
+  get marker(): Readonly<LogMarker> {
+    return this.#marker;
+  }
+
   /** Index of the first entry still held. */
   firstIndex(): number {
     return this.#marker.index + 1;
@@ -70,6 +78,21 @@ export class RaftLog {
     return this.#entries[index - this.#marker.index - 1].term;
   }
 
+  /** True when entry `index` is held (or is the marker) and has term `term`. */
+  matchTerm(index: number, term: number): boolean {
+    if (index < this.#marker.index || index > this.lastIndex()) return false;
+    return this.term(index) === term;
+  }
+
+  /**
+   * True when a log ending at (`lastIndex`, `lastTerm`) is at least as up to date as this one:
+   * a later last term wins, and with equal terms the longer log (Raft paper §5.4.1).
+   */
+  isUpToDate(lastIndex: number, lastTerm: number): boolean {
+    const myTerm = this.lastTerm();
+    return lastTerm > myTerm || (lastTerm === myTerm && lastIndex >= this.lastIndex());
+  }
+
   /** Entries in [lo, hi). */
   slice(lo: number, hi: number): Entry[] {
     assert(lo <= hi, `bad slice [${lo}, ${hi})`);
@@ -77,6 +100,23 @@ export class RaftLog {
     assert(hi <= this.lastIndex() + 1, `slice end ${hi} past last index ${this.lastIndex()}`);
     const base = this.#marker.index + 1;
     return this.#entries.slice(lo - base, hi - base);
+  }
+
+  /**
+   * Entries from `lo` to the end, cut once their payload reaches `maxBytes` (at least one
+   * entry is returned when any exists, so an oversized entry still makes progress).
+   */
+  entriesFrom(lo: number, maxBytes: number): Entry[] {
+    if (lo <= this.#marker.index) throw new LogCompactedError(lo);
+    const out: Entry[] = [];
+    let bytes = 0;
+    for (let i = lo; i <= this.lastIndex(); i++) {
+      const e = this.#entries[i - this.#marker.index - 1];
+      if (out.length > 0 && bytes + e.data.length > maxBytes) break;
+      bytes += e.data.length;
+      out.push(e);
+    }
+    return out;
   }
 
   /** Entries not yet persisted. */
@@ -87,8 +127,15 @@ export class RaftLog {
   /** Entries that are committed and persisted but not applied yet. */
   nextCommittedEntries(): Entry[] {
     const hi = Math.min(this.committed, this.stable);
-    if (hi <= this.applied) return [];
+    // applied below the marker: a received snapshot must be installed first.
+    if (hi <= this.applied || this.applied < this.#marker.index) return [];
     return this.slice(this.applied + 1, hi + 1);
+  }
+
+  /** True when `nextCommittedEntries()` is not empty. */
+  hasNextCommittedEntries(): boolean {
+    return Math.min(this.committed, this.stable) > this.applied &&
+      this.applied >= this.#marker.index;
   }
 
   /** Appends entries at the end; the first must follow the last index. */
@@ -98,9 +145,57 @@ export class RaftLog {
     for (const e of entries) this.#entries.push(e);
   }
 
-  /** Marks entries up to `index` as persisted. */
-  stableTo(index: number): void {
-    assert(index <= this.lastIndex(), `stable ${index} past last ${this.lastIndex()}`);
+  /**
+   * Index of the first of `entries` that this log lacks or holds with another term, 0 when
+   * the log already holds them all. Entries at or below the marker are taken as matching:
+   * they are committed, and committed entries never conflict (Log Matching, Raft §5.3).
+   */
+  findConflict(entries: Entry[]): number {
+    for (const e of entries) {
+      if (e.index <= this.#marker.index) continue;
+      if (!this.matchTerm(e.index, e.term)) return e.index;
+    }
+    return 0;
+  }
+
+  /**
+   * The largest index <= `index` whose term is <= `term` (the marker's index at worst).
+   * A leader that learns a follower holds term `term` at `index` can skip every entry of a
+   * later term in one step (fast log backtracking, Raft thesis §3.5 / etcd's reject hint).
+   */
+  findConflictByTerm(index: number, term: number): number {
+    let i = Math.min(index, this.lastIndex());
+    while (i > this.#marker.index && this.term(i) > term) i--;
+    return Math.max(i, this.#marker.index);
+  }
+
+  /**
+   * Writes `entries` (contiguous) into the log: entries already held with the same term are
+   * kept, the first conflicting one and everything after it are replaced (Raft paper §5.3
+   * step 3). Conflicts with committed entries are a broken invariant.
+   */
+  truncateAndAppend(entries: Entry[]): void {
+    const conflict = this.findConflict(entries);
+    if (conflict === 0) return;
+    assert(
+      conflict > this.committed,
+      `entry ${conflict} conflicts with committed ${this.committed}`,
+    );
+    assert(conflict <= this.lastIndex() + 1, `gap before entry ${conflict}`);
+    const keep = conflict - this.#marker.index - 1;
+    this.#entries.length = keep;
+    // Replaced entries were never durable in their new form.
+    if (this.stable >= conflict) this.stable = conflict - 1;
+    const from = conflict - entries[0].index;
+    for (let i = from; i < entries.length; i++) this.#entries.push(entries[i]);
+  }
+
+  /**
+   * Marks entries up to `index` as persisted, if the log still holds entry `index` with
+   * `term`: a conflicting append since the Ready was taken replaced what was written.
+   */
+  stableTo(index: number, term: number): void {
+    if (!this.matchTerm(index, term)) return;
     if (index > this.stable) this.stable = index;
   }
 
@@ -118,6 +213,7 @@ export class RaftLog {
       index <= this.committed && index >= this.applied,
       `applied ${index} outside [${this.applied}, ${this.committed}]`,
     );
+    assert(index <= this.stable, `applied ${index} beyond stable ${this.stable}`);
     this.applied = index;
   }
 
@@ -131,6 +227,26 @@ export class RaftLog {
     const term = this.term(index);
     this.#entries = this.#entries.slice(index - this.#marker.index);
     this.#marker = { index, term };
+  }
+
+  /**
+   * Restarts the log at a snapshot received from the leader: every entry is dropped, and the
+   * snapshot's index is committed and (with the snapshot, written first) persisted. `applied`
+   * catches up once the snapshot is installed ({@linkcode RaftLog.snapshotInstalled}).
+   */
+  restore(marker: LogMarker): void {
+    assert(marker.index > this.committed, "a snapshot must move the log past its commit index");
+    this.#marker = { ...marker };
+    this.#entries = [];
+    this.committed = marker.index;
+    this.stable = marker.index;
+  }
+
+  /** The state machine installed a snapshot at `index`: it is applied. */
+  snapshotInstalled(index: number): void {
+    if (index <= this.applied) return;
+    assert(index <= this.committed, `snapshot ${index} beyond committed ${this.committed}`);
+    this.applied = index;
   }
 
   /** Number of entries held in memory. */

@@ -26,8 +26,11 @@ export interface HardState {
   commit: number;
 }
 
-/** A member's role. */
-export type Role = "follower" | "candidate" | "leader";
+/**
+ * A member's role. A `preCandidate` is checking, without changing its term, that it could win
+ * an election before starting one (pre-vote, Raft thesis §9.6).
+ */
+export type Role = "follower" | "preCandidate" | "candidate" | "leader";
 
 /** Volatile state worth reporting (leader and role), not persisted. */
 export interface SoftState {
@@ -42,19 +45,38 @@ export interface ReadState {
 }
 
 /**
- * A batch of work for the server: persist `entries` and `hardState` (fsync only when
- * `mustSync`), send `messages`, apply `committedEntries`, then call `advance()`.
+ * A batch of work for the server, from `RawNode.ready()`. Handle it in this order:
+ *
+ * 1. If the member is leader (`node.role === "leader"` right after `ready()`), `messages` may
+ *    be sent now, while its own disk write is in progress (Raft thesis §10.2.1). Otherwise
+ *    they must wait until step 2 is durable: vote and append responses promise durable state.
+ * 2. Persist `snapshot` (if any), then `hardState` and `entries` (entries replace any WAL
+ *    entries at the same or later indexes). Fsync when `mustSync`.
+ * 3. Install `snapshot` (if any) into the state machine, then apply `committedEntries` in
+ *    order (calling `applyConfChange` for conf-change entries). A Ready with a snapshot never
+ *    carries committed entries: they come in later Readys, after the snapshot.
+ * 4. Serve `readStates` once the applied index reaches their `index`.
+ * 5. Call `advance(rd)`.
+ *
+ * `committedEntries` are always durable on this member already, so step 3 may also run before
+ * step 2 finishes. The leader counts its own log toward a commit quorum only after `advance`.
  */
 export interface Ready {
+  /** The leader or role changed (null when not). */
   softState: SoftState | null;
+  /** Term, vote or commit changed (null when not). */
   hardState: HardState | null;
+  /** Entries to append to the WAL. */
   entries: Entry[];
+  /** Entries committed and durable, to apply in order. */
   committedEntries: Entry[];
-  /** Messages to send once `entries` and `hardState` are durable (Raft paper §5.1). */
+  /** Messages to other members; see the ordering rule above. */
   messages: Message[];
-  /** A snapshot received from the leader, to install before applying anything else. */
+  /** A snapshot received from the leader, to persist and install before anything else. */
   snapshot: Snapshot | null;
+  /** Answers to `readIndex()` (this member's or forwarded to the leader). */
   readStates: ReadState[];
+  /** True when the WAL write must be fsynced: entries, term, vote or a snapshot changed. */
   mustSync: boolean;
 }
 

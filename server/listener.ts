@@ -26,6 +26,8 @@ const sniffBytes = http2Preface.length;
 const maxConcurrentStreamsPerConnection = 10_000;
 /** A connection that sends nothing classifiable within this time is closed. */
 const sniffTimeoutMs = 10_000;
+/** How often an unclassified connection is read again without waiting for 'readable'. */
+const sniffPollMs = 100;
 
 /** A listening client port. */
 export class ClientListener {
@@ -111,31 +113,46 @@ export class ClientListener {
  * socket stays in paused mode throughout (reads on 'readable', never 'data'), so no bytes can
  * flow past the ones pushed back: pausing and resuming a flowing socket reordered bytes under
  * load, and the HTTP/1.1 parser then saw a body before its head.
+ *
+ * Besides the 'readable' event, the socket is polled every `sniffPollMs`: under a loaded full
+ * test run, a connection whose request had arrived was once left unclassified until the sniff
+ * timeout (no further 'readable' came), and the client saw its socket hang up. A poll costs
+ * one `read()` on a connection that is normally classified within the first poll.
  */
 function classify(socket: net.Socket, route: (isHttp2: boolean) => void): void {
   let seen: Buffer = Buffer.alloc(0);
-  const timer = setTimeout(() => socket.destroy(), sniffTimeoutMs);
+  let waitedMs = 0;
+  const poll = setInterval(() => {
+    waitedMs += sniffPollMs;
+    if (waitedMs >= sniffTimeoutMs) {
+      clearInterval(poll);
+      socket.destroy();
+    } else {
+      onReadable();
+    }
+  }, sniffPollMs);
   const onReadable = () => {
     for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read()) {
       seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]) as Buffer;
     }
+    if (seen.length === 0) return;
     const n = Math.min(seen.length, sniffBytes);
     const isPrefaceSoFar = seen.subarray(0, n).toString("latin1") === http2Preface.slice(0, n);
     // Decide as soon as the bytes cannot be a preface, or are a whole one.
     if (isPrefaceSoFar && seen.length < sniffBytes) return;
-    clearTimeout(timer);
+    clearInterval(poll);
     socket.off("readable", onReadable);
     socket.off("error", onError);
     socket.unshift(seen);
     route(isPrefaceSoFar);
   };
   const onError = () => {
-    clearTimeout(timer);
+    clearInterval(poll);
     socket.destroy();
   };
   socket.on("readable", onReadable);
   socket.on("error", onError);
-  socket.once("close", () => clearTimeout(timer));
+  socket.once("close", () => clearInterval(poll));
 }
 
 /**
