@@ -13,6 +13,7 @@ import { mountGateway } from "./gateway.ts";
 import { mountHealth, mountMetrics } from "./health.ts";
 import { gatewayRoutes, interceptors, routes, watchDeps } from "./routes.ts";
 import { watchGatewayHandler } from "./watch_service.ts";
+import { mountWebPage } from "./web_page.ts";
 import { versions } from "./version.ts";
 
 import { grpcOverheadBytes } from "./limits.ts";
@@ -61,6 +62,7 @@ export function clientApp(server: EtcdServer): Hono {
       () => new Response("Method Not Allowed\n", { status: 405 }),
     );
   }
+  mountWebPage(app);
   app.notFound(() => new Response("404 page not found\n", { status: 404 }));
   return app;
 }

@@ -41,23 +41,6 @@ export interface PeerLink {
   deliver(message: Message): Promise<void>;
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts. Never rejects. */
-export function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
-
 /** Reads a small answer body (for logs), bounded; never rejects. */
 export async function readAnswerText(response: Response, maxBytes: number): Promise<string> {
   try {

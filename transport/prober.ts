@@ -9,7 +9,7 @@ import { readBounded } from "../internal/bounded_reader.ts";
 import { fromUtf8 } from "../internal/bytes.ts";
 import type { Logger } from "../internal/logger.ts";
 import { RaftPath } from "./handler.ts";
-import { abortableDelay } from "./peer_link.ts";
+import { abortableDelay } from "../internal/delay.ts";
 
 /** Histogram upper bounds in seconds: etcd's ExponentialBuckets(0.0001, 2, 16). */
 export const rttBucketUpperBoundsSeconds: readonly number[] = Object.freeze(

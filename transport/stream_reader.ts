@@ -14,7 +14,8 @@ import {
   isLocalMessageType,
   readFramedMessage,
 } from "./message_codec.ts";
-import { abortableDelay, type PeerLink, readAnswerText } from "./peer_link.ts";
+import { abortableDelay } from "../internal/delay.ts";
+import { type PeerLink, readAnswerText } from "./peer_link.ts";
 
 /** Thrown into a stream that delivered nothing for longer than the idle timeout. */
 class StreamIdleError extends Error {

@@ -89,6 +89,13 @@ export interface StartOptions {
   peerPort?: number;
   /** Extra environment variables for the process. */
   env?: Record<string, string>;
+  /**
+   * `--initial-cluster`; by default this member alone (`<name>=<peer url>`). Multi-member
+   * clusters pass every member here.
+   */
+  initialCluster?: string;
+  /** How long the member may take to become healthy; 30 s by default. */
+  readyTimeoutMs?: number;
 }
 
 /** The command line that runs a member of `impl` with `flags`. */
@@ -136,7 +143,7 @@ export async function startMember(opts: StartOptions): Promise<Member> {
     `--advertise-client-urls=${clientUrl}`,
     `--listen-peer-urls=${peerUrl}`,
     `--initial-advertise-peer-urls=${peerUrl}`,
-    `--initial-cluster=${name}=${peerUrl}`,
+    `--initial-cluster=${opts.initialCluster ?? `${name}=${peerUrl}`}`,
     ...(opts.flags ?? []),
   ];
   const { cmd, args } = memberCommand(opts.impl, flags);
@@ -207,7 +214,7 @@ export async function startMember(opts: StartOptions): Promise<Member> {
   };
 
   try {
-    await waitHealthy(member, () => exitStatus);
+    await waitHealthy(member, () => exitStatus, opts.readyTimeoutMs ?? readyTimeoutMs);
   } catch (e) {
     await member.kill9();
     throw e;
@@ -219,8 +226,9 @@ export async function startMember(opts: StartOptions): Promise<Member> {
 async function waitHealthy(
   member: Member,
   exitStatus: () => Deno.CommandStatus | undefined,
+  timeoutMs: number,
 ): Promise<void> {
-  const deadline = Date.now() + readyTimeoutMs;
+  const deadline = Date.now() + timeoutMs;
   let lastProblem = "no answer yet";
   while (Date.now() < deadline) {
     const status = exitStatus();
@@ -241,7 +249,7 @@ async function waitHealthy(
     await Promise.race([member.exited, new Promise((r) => setTimeout(r, readyPollMs))]);
   }
   throw new Error(
-    `${member.impl} member ${member.name} was not healthy within ${readyTimeoutMs} ms ` +
+    `${member.impl} member ${member.name} was not healthy within ${timeoutMs} ms ` +
       `(last probe: ${lastProblem}). Its output:\n${member.stderrText()}`,
   );
 }
