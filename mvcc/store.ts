@@ -682,6 +682,54 @@ export class MvccStore {
     this.#outsideTransaction(() => this.#db.prepare("VACUUM INTO ?").run(path));
   }
 
+  /**
+   * Replaces the rows of every table with those of the database file at `path` (a backend
+   * snapshot sent by the leader), in one transaction. The connection and its prepared
+   * statements stay valid, so everything built on this store keeps working; tables this
+   * store has and the snapshot lacks are emptied.
+   */
+  restoreFrom(path: string): void {
+    this.#checkOpen();
+    assert(this.#writer === undefined, "restoreFrom during a write txn");
+    this.#outsideTransaction(() => {
+      const db = this.#db;
+      db.prepare("ATTACH DATABASE ? AS snap").run(path);
+      try {
+        db.exec("BEGIN");
+        try {
+          const tables = (db: string) =>
+            new Map(
+              (this.#db.prepare(
+                `SELECT name, sql FROM ${db}.sqlite_master WHERE type = 'table'`,
+              ).all() as { name: string; sql: string }[]).map((r) => [r.name, r.sql]),
+            );
+          const mine = tables("main");
+          const theirs = tables("snap");
+          for (const [name, sql] of theirs) if (!mine.has(name)) db.exec(sql);
+          for (const name of new Set([...mine.keys(), ...theirs.keys()])) {
+            db.exec(`DELETE FROM main."${name}"`);
+            if (theirs.has(name)) {
+              db.exec(`INSERT INTO main."${name}" SELECT * FROM snap."${name}"`);
+            }
+          }
+          db.exec("COMMIT");
+        } catch (err) {
+          db.exec("ROLLBACK");
+          throw err;
+        }
+      } finally {
+        db.exec("DETACH DATABASE snap");
+      }
+      this.#currentRev = INITIAL_REV;
+      this.#compactRev = NEVER_COMPACTED;
+      this.#physicalRev = NEVER_COMPACTED;
+      this.#compactCursor = undefined;
+      this.#consistentIndex = 0;
+      this.#restoreMeta();
+      this.#liveKeys = this.#number("SELECT count(*) FROM mvcc_live", []);
+    });
+  }
+
   /** Commits and closes the database. */
   close(): void {
     if (this.#closed) return;

@@ -560,6 +560,23 @@ export class WatchHub {
   }
 
   /**
+   * Turns every synced watcher unsynced, to re-read from history: after the store was replaced
+   * by a snapshot, revisions arrived that no `notify()` carried. A watcher whose next revision
+   * was compacted away in the snapshot is then canceled as compacted, as etcd does.
+   */
+  resync(): void {
+    for (const stream of this.#streams) {
+      for (const w of stream.watchers()) {
+        if (w.state !== "synced") continue;
+        this.#synced.delete(w);
+        w.state = "unsynced";
+        this.#unsynced.add(w);
+        this.wantCatchUp(w);
+      }
+    }
+  }
+
+  /**
    * Queues a progress report (no events, the current revision) if the watcher is synced, as
    * etcd does; an unsynced watcher will report progress through its next events instead.
    */

@@ -11,6 +11,7 @@ import type { MvccEvent, MvccStore } from "../mvcc/mod.ts";
 import {
   type InternalRaftRequest,
   InternalRaftRequestSchema,
+  type MemberAttributesRequest,
 } from "../proto/gen/etcd/etcdserverpb/raft_internal_pb.ts";
 import {
   type AlarmMember,
@@ -54,6 +55,10 @@ export interface ApplierDeps {
   onAlarmChange?: (alarm: AlarmMember, active: boolean) => void;
   /** Counts applied lease grants and revokes (metrics). */
   onLease?: (change: "granted" | "revoked") => void;
+  /** Applies a membership change entry (raft's and the membership's). */
+  onConfChange?: (entry: Entry) => void;
+  /** Applies a started member's published name and client URLs. */
+  onMemberAttributes?: (request: MemberAttributesRequest) => void;
 }
 
 /** Applies committed entries to the store and the lessor. */
@@ -77,6 +82,8 @@ export class Applier {
         const req = fromBinary(InternalRaftRequestSchema, entry.data, decodeOptions);
         const outcome = this.#applyRequest(req);
         this.#deps.onOutcome(req.header?.ID ?? req.ID, outcome);
+      } else if (entry.type === EntryType.confChange) {
+        this.#deps.onConfChange?.(entry);
       }
       store.setConsistentIndex(entry.index);
     }
@@ -84,6 +91,10 @@ export class Applier {
 
   #applyRequest(req: InternalRaftRequest): ApplyOutcome {
     if (req.alarm) return this.#alarm(req.alarm);
+    if (req.memberAttributes) {
+      this.#deps.onMemberAttributes?.(req.memberAttributes);
+      return { response: req.memberAttributes };
+    }
     const refused = this.#refusedByAlarm(req);
     if (refused) return { error: refused };
     try {

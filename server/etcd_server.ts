@@ -20,7 +20,17 @@ import {
   RequestHeaderSchema,
 } from "../proto/gen/etcd/etcdserverpb/raft_internal_pb.ts";
 import { AlarmRequest_AlarmAction, AlarmType } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
-import { ProposalDroppedError, RawNode } from "../raft/mod.ts";
+import {
+  type ConfChange,
+  ConfChangeType,
+  type Entry,
+  EntryType,
+  ProposalDroppedError,
+  RawNode,
+  type Snapshot,
+} from "../raft/mod.ts";
+import { decodeConfChange, encodeConfChange, PeerTransport } from "../transport/mod.ts";
+import { Logger } from "../internal/logger.ts";
 import { Wal } from "../wal/mod.ts";
 import { AlarmStore, BackendQuota, quotaCost } from "./alarms.ts";
 import { Applier, type ApplyOutcome } from "./apply.ts";
@@ -36,6 +46,14 @@ import { ServerMetrics } from "./metrics.ts";
 import { clusterIdFor, IdGenerator, memberIdFor } from "./ids.ts";
 import { LeaseBackend } from "./lease_backend.ts";
 import { RaftLoop } from "./raft_loop.ts";
+import {
+  decodeMemberContext,
+  encodeMemberContext,
+  type MemberInfo,
+  Membership,
+} from "./membership.ts";
+import { fetchClusterMembers } from "./join.ts";
+import { EtcdError } from "./errors.ts";
 
 const backendCommitIntervalMs = 100;
 const leaseRevokeIntervalMs = 500;
@@ -49,15 +67,26 @@ export interface EtcdServerOptions {
   compactorClock?: CompactorClock;
 }
 
-/** A member of the cluster as the Cluster service reports it. */
-export interface MemberInfo {
-  id: bigint;
-  name: string;
-  peerUrls: string[];
-  clientUrls: string[];
-  isLearner: boolean;
+export type { MemberInfo } from "./membership.ts";
+
+/** A membership change as the Cluster service asks for it. */
+export interface MembershipChange {
+  type: "add" | "addLearner" | "remove" | "update" | "promote";
+  member: MemberInfo;
 }
 
+/**
+ * Applied entries kept in memory after a snapshot so that a follower slightly behind catches
+ * up from entries rather than a whole backend (etcd's snapshotCatchUpEntries).
+ */
+const catchUpEntries = 5000;
+/** Why a member stops once it learns it left the cluster (etcd's words). */
+function removedError(): Error {
+  return new Error("the member has been permanently removed from the cluster");
+}
+
+/** How often a started member retries publishing its name and client URLs. */
+const publishRetryMs = 500;
 /** A request ready to propose: an InternalRaftRequest without its header. */
 export type ProposalInit = Omit<
   MessageInitShape<typeof InternalRaftRequestSchema>,
@@ -65,7 +94,7 @@ export type ProposalInit = Omit<
 >;
 
 interface Waiter {
-  resolve(response: Message): void;
+  resolve(response: unknown): void;
   reject(err: unknown): void;
   /** performance.now() after which the proposal fails with `request timed out`. */
   deadline: number;
@@ -102,7 +131,8 @@ export class EtcdServer {
   readonly memberId: bigint;
   readonly clusterId: bigint;
   readonly store: MvccStore;
-  readonly members: MemberInfo[];
+  /** The cluster's members, as applied from the log. */
+  readonly membership: Membership;
   readonly lessor: Lessor;
   /** Watchers of the key space; apply feeds it every applied revision. */
   readonly watchHub: WatchHub;
@@ -117,6 +147,9 @@ export class EtcdServer {
   #raisingNoSpace: Promise<void> | undefined;
   readonly #wal: Wal;
   readonly #loop: RaftLoop;
+  readonly #transport: PeerTransport;
+  #transportStopped: Promise<void> | null = null;
+  readonly #paths: { walDir: string; dbPath: string; snapDir: string };
   readonly #waiters = new Map<bigint, Waiter>();
   readonly #requestTimeoutMs: number;
   readonly #ids: IdGenerator;
@@ -130,20 +163,17 @@ export class EtcdServer {
     wal: Wal,
     store: MvccStore,
     node: RawNode,
+    membership: Membership,
+    peers: MemberInfo[],
     options: EtcdServerOptions,
   ) {
     this.config = config;
     this.memberId = ids.memberId;
     this.clusterId = ids.clusterId;
     this.store = store;
+    this.membership = membership;
     this.#wal = wal;
-    this.members = config.initialCluster.map((m) => ({
-      id: memberIdFor(m.peerUrls, config.initialClusterToken),
-      name: m.name,
-      peerUrls: m.peerUrls,
-      clientUrls: m.name === config.name ? config.advertiseClientUrls : [],
-      isLearner: false,
-    }));
+    this.#paths = dataDirPaths(config.dataDir);
     // etcd's request timeout: 5 s plus two election timeouts.
     this.#requestTimeoutMs = 5000 + 2 * config.electionTimeoutMs;
     this.#ids = new IdGenerator(ids.memberId, Date.now());
@@ -181,6 +211,9 @@ export class EtcdServer {
       onEvents: (events) => this.watchHub.notify(events),
       onLease: (change) =>
         (change === "granted" ? this.metrics.leaseGranted : this.metrics.leaseRevoked).inc(),
+      onConfChange: (entry) => this.#applyConfChange(entry),
+      onMemberAttributes: (req) =>
+        this.membership.setAttributes(req.memberId, req.name, req.clientUrls),
     });
     this.#compactor = createCompactor(config, {
       clock: options.compactorClock ?? realCompactorClock,
@@ -193,6 +226,13 @@ export class EtcdServer {
     const timedWal = {
       save: (hardState: Parameters<Wal["save"]>[0], entries: Parameters<Wal["save"]>[1]) =>
         this.metrics.timeAsync(this.metrics.walFsyncSeconds, () => wal.save(hardState, entries)),
+      saveSnapshot: async (snapshot: Snapshot) => {
+        // Entries the mark covers are dropped on replay: the backend must hold them first.
+        store.commit();
+        const { index, term } = snapshot.metadata;
+        await wal.saveSnapshot({ index, term });
+        await wal.releaseTo(index);
+      },
     };
     let lastLeader = 0n;
     this.#loop = new RaftLoop(node, timedWal, {
@@ -207,12 +247,226 @@ export class EtcdServer {
         else this.#compactor?.pause();
       },
       onFatal: (err) => this.#fatal(err),
+      send: (messages) => this.#transport.send(messages),
+      installSnapshot: (snapshot) => this.#installSnapshot(snapshot),
+      // The membership travels inside the backend, which the transport sends with the snapshot.
+      snapshotData: () => new Uint8Array(),
     }, {
       tickIntervalMs: config.heartbeatIntervalMs,
-      // No follower can need an applied entry yet; with replication this becomes a bound in
-      // bytes, with snapshots for followers further behind.
-      retainedEntries: 0,
+      retainedEntries: catchUpEntries,
+      snapshotEntries: config.snapshotCount,
     });
+    this.#transport = new PeerTransport({
+      localId: ids.memberId,
+      clusterId: ids.clusterId,
+      localUrls: config.initialAdvertisePeerUrls,
+      onMessage: (message) => this.#loop.step(message),
+      onUnreachable: (id) => this.#loop.withNode((n) => n.reportUnreachable(id)),
+      onSnapshotStatus: (id, ok) => this.#loop.withNode((n) => n.reportSnapshot(id, ok)),
+      snapshotBody: () => this.#backendStream(),
+      onSnapshot: (_message, body) => this.#receiveBackend(body),
+      isRemoved: (id) => this.membership.isRemoved(id),
+      onRemoved: () => this.#fatal(removedError()),
+      logger: new Logger("warn").with({ component: "transport" }),
+    });
+    for (const peer of peers) {
+      if (peer.id !== ids.memberId) this.#transport.addPeer(peer.id, peer.peerUrls);
+    }
+  }
+
+  /** The current members, sorted by ID. */
+  get members(): MemberInfo[] {
+    return this.membership.list();
+  }
+
+  /** Serves the peer endpoints of the transport (`/raft...`). */
+  get peerHandler(): (req: Request) => Promise<Response> {
+    return this.#transport.handler();
+  }
+
+  /** Where a backend received with a snapshot waits for raft to install it. */
+  get #receivedBackendPath(): string {
+    return join(this.#paths.snapDir, "received.db");
+  }
+
+  /** A consistent copy of the backend, streamed to a follower after a MsgSnap. */
+  async #backendStream(): Promise<ReadableStream<Uint8Array>> {
+    const path = join(this.#paths.snapDir, `send-${this.#ids.next().toString(16)}.db`);
+    this.store.copyTo(path);
+    const file = await Deno.open(path, { read: true });
+    // Unlinked at once: the open file stays readable, and nothing is left behind on a crash.
+    await Deno.remove(path);
+    return file.readable;
+  }
+
+  /** Saves a backend sent by the leader; raft installs it when it steps the MsgSnap. */
+  async #receiveBackend(body: ReadableStream<Uint8Array>): Promise<void> {
+    const tmp = `${this.#receivedBackendPath}.tmp`;
+    const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+    try {
+      await body.pipeTo(file.writable, { preventClose: true });
+      await file.syncData();
+    } finally {
+      file.close();
+    }
+    await Deno.rename(tmp, this.#receivedBackendPath);
+  }
+
+  /** Replaces the state machine with the backend received with `snapshot`. */
+  async #installSnapshot(snapshot: Snapshot): Promise<void> {
+    const path = this.#receivedBackendPath;
+    this.store.restoreFrom(path);
+    await Deno.remove(path).catch(() => {});
+    assert(
+      this.store.consistentIndex() >= snapshot.metadata.index,
+      `received backend at index ${this.store.consistentIndex()} is older than its snapshot ${snapshot.metadata.index}`,
+    );
+    this.membership.reload();
+    this.alarms.reload();
+    const leaseBackend = new LeaseBackend(this.store);
+    this.lessor.recover(leaseBackend.load(), this.store.liveLeaseAttachments());
+    this.watchHub.resync();
+    this.#syncPeers();
+  }
+
+  /** Makes the transport's peers the membership's. */
+  #syncPeers(): void {
+    const wanted = new Map(this.membership.list().map((m) => [m.id, m]));
+    wanted.delete(this.memberId);
+    for (const [id, m] of wanted) {
+      if (this.#transport.hasPeer(id)) this.#transport.updatePeer(id, m.peerUrls);
+      else this.#transport.addPeer(id, m.peerUrls);
+    }
+    for (const status of this.#transport.status()) {
+      if (!wanted.has(status.id)) void this.#transport.removePeer(status.id);
+    }
+  }
+
+  /**
+   * Applies a committed membership change: to the membership table, to raft's configuration
+   * and to the transport's peers, then answers its proposer. A change that no longer makes
+   * sense (the member is gone, or already there) changes nothing, as in etcd.
+   */
+  #applyConfChange(entry: Entry): void {
+    const cc = decodeConfChange(entry.data);
+    let member: MemberInfo | null = null;
+    try {
+      if (cc.context.length > 0) member = decodeMemberContext(cc.context);
+    } catch {
+      member = null;
+    }
+    const existing = this.membership.get(cc.nodeId);
+    const removed = this.membership.isRemoved(cc.nodeId);
+    let error: EtcdError | null = null;
+    switch (cc.type) {
+      case ConfChangeType.addNode:
+        if (existing?.isLearner) this.membership.put({ ...existing, isLearner: false });
+        else if (!existing && !removed && member) {
+          this.membership.put({ ...member, isLearner: false });
+        } else error = existing ? Errors.memberExist : Errors.memberNotFound;
+        break;
+      case ConfChangeType.addLearnerNode:
+        if (!existing && !removed && member) this.membership.put({ ...member, isLearner: true });
+        else error = existing ? Errors.memberExist : Errors.memberNotFound;
+        break;
+      case ConfChangeType.removeNode:
+        if (existing) this.membership.remove(cc.nodeId);
+        else error = Errors.memberNotFound;
+        break;
+      case ConfChangeType.updateNode:
+        if (existing && member) this.membership.put({ ...existing, peerUrls: member.peerUrls });
+        else error = Errors.memberNotFound;
+        break;
+    }
+    if (!error) this.#loop.node.applyConfChange(cc);
+    this.#syncPeers();
+    const waiter = this.#waiters.get(cc.id);
+    if (waiter) {
+      this.#waiters.delete(cc.id);
+      if (error) waiter.reject(error);
+      else waiter.resolve(this.membership.list());
+    }
+    if (!error && cc.type === ConfChangeType.removeNode && cc.nodeId === this.memberId) {
+      // etcd stops a member once it applies its own removal.
+      setTimeout(() => this.#fatal(removedError()), 0);
+    }
+  }
+
+  /**
+   * Proposes a membership change and resolves, once applied, with the members after it.
+   */
+  proposeConfChange(change: MembershipChange): Promise<MemberInfo[]> {
+    if (this.#stopped) return Promise.reject(Errors.stopped);
+    const types: Record<MembershipChange["type"], ConfChange["type"]> = {
+      add: ConfChangeType.addNode,
+      addLearner: ConfChangeType.addLearnerNode,
+      remove: ConfChangeType.removeNode,
+      update: ConfChangeType.updateNode,
+      promote: ConfChangeType.addNode,
+    };
+    const cc: ConfChange = {
+      id: this.#ids.next(),
+      type: types[change.type],
+      nodeId: change.member.id,
+      context: encodeMemberContext(change.member),
+    };
+    return this.#proposeWaiting(cc.id, encodeConfChange(cc), EntryType.confChange);
+  }
+
+  /** The leader's replication progress, or null on a follower. */
+  progress(): { committed: number; match: Map<bigint, number>; recentActive: Set<bigint> } | null {
+    const status = this.#loop.node.status();
+    if (status.role !== "leader") return null;
+    const match = new Map<bigint, number>();
+    const recentActive = new Set<bigint>();
+    for (const [id, p] of status.progress) {
+      match.set(id, p.match);
+      if (p.recentActive || id === this.memberId) recentActive.add(id);
+    }
+    return { committed: status.commit, match, recentActive };
+  }
+
+  /** A new member's ID, derived from its peer URLs, the cluster and the time (as etcd). */
+  newMemberId(peerUrls: string[], now: number): bigint {
+    return memberIdFor([...peerUrls].sort(), `${this.config.initialClusterToken}/${now}`);
+  }
+
+  /** Hands leadership to `transferee` (a voter); resolves once it leads or times out. */
+  async moveLeader(transferee: bigint): Promise<void> {
+    this.#loop.withNode((n) => n.transferLeader(transferee));
+    const deadline = performance.now() + this.#requestTimeoutMs;
+    while (!this.#stopped && performance.now() < deadline) {
+      if (this.leader === transferee) return;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    throw Errors.timeoutLeaderTransfer;
+  }
+
+  /**
+   * Publishes this member's name and client URLs through the log (etcd's publish), retrying
+   * until applied or stopped.
+   */
+  #publishAttributes(): void {
+    const attempt = () => {
+      if (this.#stopped) return;
+      const self = this.membership.get(this.memberId);
+      const clientUrls = this.config.advertiseClientUrls;
+      if (
+        self && self.name === this.config.name &&
+        JSON.stringify(self.clientUrls) === JSON.stringify(clientUrls)
+      ) return;
+      if (this.leader === 0n) {
+        setTimeout(attempt, publishRetryMs);
+        return;
+      }
+      this.propose({
+        memberAttributes: { memberId: this.memberId, name: this.config.name, clientUrls },
+      }).then(
+        () => {},
+        () => setTimeout(attempt, publishRetryMs),
+      );
+    };
+    attempt();
   }
 
   /**
@@ -278,6 +532,9 @@ export class EtcdServer {
     let ids: { memberId: bigint; clusterId: bigint };
     let wal: Wal;
     let restore: ConstructorParameters<typeof RawNode>[1];
+    /** Members to connect to before the membership is known (a joining member's). */
+    let peers: MemberInfo[] | null = null;
+    let founders: MemberInfo[] | null = null;
     if (await Wal.exists(paths.walDir)) {
       const opened = await Wal.open(paths.walDir);
       wal = opened.wal;
@@ -289,33 +546,82 @@ export class EtcdServer {
       };
     } else {
       verifyBootstrap(config);
-      const memberIds = config.initialCluster.map((m) =>
-        memberIdFor(m.peerUrls, config.initialClusterToken)
-      );
       const self = config.initialCluster.find((m) => m.name === config.name);
       assert(self, "config validation guarantees this member is in --initial-cluster");
-      ids = {
-        memberId: memberIdFor(self.peerUrls, config.initialClusterToken),
-        clusterId: clusterIdFor(memberIds),
-      };
+      if (config.initialClusterState === "existing") {
+        // Joining: the cluster (added this member with `member add`) says who we are; the
+        // membership and the key space arrive with the leader's snapshot.
+        const joined = await fetchClusterMembers(config, self.peerUrls);
+        ids = { memberId: joined.memberId, clusterId: joined.clusterId };
+        peers = joined.members;
+      } else {
+        founders = config.initialCluster.map((m) => ({
+          id: memberIdFor(m.peerUrls, config.initialClusterToken),
+          name: m.name,
+          peerUrls: m.peerUrls,
+          // Filled in when each member publishes its attributes through the log.
+          clientUrls: [],
+          isLearner: false,
+        }));
+        ids = {
+          memberId: memberIdFor(self.peerUrls, config.initialClusterToken),
+          clusterId: clusterIdFor(founders.map((m) => m.id)),
+        };
+      }
       await mkdir(paths.snapDir, { recursive: true, mode: 0o700 });
       wal = await Wal.create(paths.walDir, encodeWalMetadata(ids.memberId, ids.clusterId));
       restore = { hardState: null, marker: { index: 0, term: 0 }, entries: [] };
     }
     const store = MvccStore.open(paths.dbPath);
+    const membership = new Membership(store);
+    if (founders && membership.isEmpty) {
+      for (const m of founders) membership.put(m);
+      store.commit();
+    }
+    // A data dir from before membership was stored: it ran this member alone.
+    if (membership.isEmpty && !peers) {
+      membership.put({
+        id: ids.memberId,
+        name: config.name,
+        peerUrls: config.initialAdvertisePeerUrls,
+        clientUrls: config.advertiseClientUrls,
+        isLearner: false,
+      });
+      store.commit();
+    }
+    const confState = membership.confState();
     const node = new RawNode({
       id: ids.memberId,
-      voters: [ids.memberId],
+      voters: confState.voters,
+      learners: confState.learners,
       electionTicks: Math.max(2, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs)),
       heartbeatTicks: 1,
       random: Math.random,
-    }, { ...restore, applied: store.consistentIndex() });
-    const server = new EtcdServer(config, ids, wal, store, node, options);
+      preVote: config.preVote,
+      checkQuorum: true,
+    }, {
+      ...restore,
+      applied: store.consistentIndex(),
+      // The membership table is as current as the backend's consistent index; conf changes
+      // after it are in the WAL and are applied again.
+      ...(membership.isEmpty ? {} : { confState }),
+    });
+    const server = new EtcdServer(
+      config,
+      ids,
+      wal,
+      store,
+      node,
+      membership,
+      peers ?? membership.list(),
+      options,
+    );
     // A lone voter need not wait out an election timeout to know it wins.
-    node.campaign();
+    if (confState.voters.length === 1 && confState.voters[0] === ids.memberId) node.campaign();
     server.#loop.start();
     server.#startDuties();
     server.#compactor?.start();
+    server.#publishAttributes();
     return server;
   }
 
@@ -376,16 +682,27 @@ export class EtcdServer {
     });
     const data = toBinary(InternalRaftRequestSchema, request);
     if (data.length > this.config.maxRequestBytes) return Promise.reject(Errors.requestTooLarge);
+    return this.#proposeWaiting<T>(id, data, EntryType.normal);
+  }
+
+  /**
+   * Proposes `data` (forwarded to the leader by raft on a follower) and waits for the entry
+   * with request ID `id` to be applied, or the request timeout.
+   */
+  #proposeWaiting<T>(id: bigint, data: Uint8Array, type: number): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const deadline = performance.now() + this.#requestTimeoutMs;
-      this.#waiters.set(id, { resolve: resolve as (m: Message) => void, reject, deadline });
+      this.#waiters.set(id, { resolve: resolve as (m: unknown) => void, reject, deadline });
       try {
-        this.#loop.propose(data);
+        this.#loop.propose(data, type);
       } catch (err) {
         this.#waiters.delete(id);
         if (!(err instanceof ProposalDroppedError)) reject(err);
         // Overload is etcd's "too many requests" (clients back off); otherwise no leader.
-        else reject(err.reason === "not leader" ? Errors.noLeader : Errors.tooManyRequests);
+        else if (err.reason === "not leader") reject(Errors.noLeader);
+        else if (err.reason === "leader transfer in progress") reject(Errors.leaderChanged);
+        else if (err.reason === "conf change pending") reject(Errors.unhealthy);
+        else reject(Errors.tooManyRequests);
       }
     });
   }
@@ -446,6 +763,7 @@ export class EtcdServer {
     this.#stopped = Errors.stopped;
     for (const timer of this.#timers) clearInterval(timer);
     this.#compactor?.stop();
+    await this.stopPeerTraffic();
     await this.#loop.stop(Errors.stopped);
     this.watchHub.close();
     for (const waiter of this.#waiters.values()) waiter.reject(Errors.stopped);
@@ -453,6 +771,15 @@ export class EtcdServer {
     this.store.commit();
     this.store.close();
     await this.#wal.close();
+  }
+
+  /**
+   * Ends every peer stream and stops sending: the peer listener can only shut down once its
+   * long-lived stream responses have ended.
+   */
+  stopPeerTraffic(): Promise<void> {
+    this.#transportStopped ??= this.#transport.stop();
+    return this.#transportStopped;
   }
 
   #settle(id: bigint, outcome: ApplyOutcome): void {
@@ -465,6 +792,7 @@ export class EtcdServer {
 
   #fatal(err: unknown): void {
     this.#stopped = Errors.stopped;
+    void this.stopPeerTraffic();
     for (const timer of this.#timers) clearInterval(timer);
     this.#compactor?.stop();
     this.watchHub.close();

@@ -7,11 +7,21 @@
  * @module
  */
 import { assert } from "../internal/assert.ts";
-import type { Entry, HardState, RawNode, Ready, SoftState } from "../raft/mod.ts";
+import type {
+  Entry,
+  HardState,
+  Message,
+  RawNode,
+  Ready,
+  Snapshot,
+  SoftState,
+} from "../raft/mod.ts";
 
 /** The part of the WAL the loop uses. */
 export interface RaftStorage {
   save(hardState: HardState | null, entries: Entry[]): Promise<void>;
+  /** Records that the log up to `snapshot.metadata.index` is covered by a snapshot. */
+  saveSnapshot?(snapshot: Snapshot): Promise<void>;
 }
 
 /** What the loop calls back into (the server). */
@@ -22,13 +32,27 @@ export interface RaftLoopHooks {
   onSoftState?(state: SoftState): void;
   /** Called when the loop dies; the server must stop, since nothing can commit any more. */
   onFatal(err: unknown): void;
+  /** Sends raft messages to peers (fire and forget: lost messages are raft's to repair). */
+  send?(messages: Message[]): void;
+  /**
+   * Replaces the state machine with a snapshot received from the leader (its backend was
+   * saved by the transport before raft saw the MsgSnap).
+   */
+  installSnapshot?(snapshot: Snapshot): Promise<void>;
+  /**
+   * The opaque data of a snapshot of the applied state, taken every `snapshotEntries`
+   * applied entries and when a follower needs one.
+   */
+  snapshotData?(): Uint8Array;
 }
 
 /** Options of the loop. */
 export interface RaftLoopOptions {
   tickIntervalMs: number;
-  /** Applied entries kept in memory after applying (later: for followers catching up). */
+  /** Applied entries kept in memory after a snapshot, for followers catching up. */
   retainedEntries: number;
+  /** Applied entries between snapshots (`--snapshot-count`); 0 never snapshots. */
+  snapshotEntries?: number;
 }
 
 interface PendingRead {
@@ -99,10 +123,27 @@ export class RaftLoop {
     wake?.();
   }
 
-  /** Proposes `data`; throws ProposalDroppedError when this member cannot. */
-  propose(data: Uint8Array): void {
-    this.#node.propose(data);
+  /**
+   * Proposes `data` (forwarded to the leader on a follower); throws ProposalDroppedError when
+   * this member cannot.
+   */
+  propose(data: Uint8Array, type?: number): void {
+    this.#node.propose(data, type);
     this.notify();
+  }
+
+  /** Gives raft a message from a peer. */
+  step(message: Message): void {
+    if (!this.#running) return;
+    this.#node.step(message);
+    this.notify();
+  }
+
+  /** Runs `fn` on the node (reportUnreachable, transferLeader, ...) and wakes the loop. */
+  withNode<T>(fn: (node: RawNode) => T): T {
+    const result = fn(this.#node);
+    this.notify();
+    return result;
   }
 
   /** A linearizable read point: resolves with an index once raft confirms it (ReadIndex). */
@@ -151,12 +192,22 @@ export class RaftLoop {
           continue;
         }
         const rd = this.#node.ready();
+        // A leader replicates while it writes its own disk (Raft thesis §10.2.1): its messages
+        // carry only entries, and it counts itself only once they are stable. Everyone else's
+        // messages (votes, append acknowledgements) promise durable state, so they wait.
+        const isLeader = this.#node.role === "leader";
+        if (isLeader) this.#send(rd.messages);
         // Committed entries are durable already (raft hands out only persisted ones), so they
         // are applied and answered before this turn's new entries go to disk: otherwise every
         // write would wait for the next batch's fdatasync as well as its own.
         this.#applyCommitted(rd);
+        // The received backend replaces ours before the WAL records the snapshot: a crash in
+        // between leaves a WAL that still holds what the old backend lacks.
+        if (rd.snapshot) await this.#hooks.installSnapshot?.(rd.snapshot);
         await this.#persist(rd);
+        if (!isLeader) this.#send(rd.messages);
         this.#advance(rd);
+        await this.#maybeSnapshot();
       }
     } catch (err) {
       this.#running = false;
@@ -167,9 +218,31 @@ export class RaftLoop {
     }
   }
 
+  #send(messages: Message[]): void {
+    if (messages.length > 0) this.#hooks.send?.(messages);
+  }
+
   async #persist(rd: Ready): Promise<void> {
+    if (rd.snapshot) await this.#storage.saveSnapshot?.(rd.snapshot);
     // A commit index alone is not worth an fsync: it is re-derived after a crash (§5.3).
     if (rd.mustSync) await this.#storage.save(rd.hardState, rd.entries);
+  }
+
+  /**
+   * Takes a snapshot every `snapshotEntries` applied entries, or when the leader has a follower
+   * that needs one, then drops from memory what the snapshot covers beyond the catch-up window.
+   */
+  async #maybeSnapshot(): Promise<void> {
+    const every = this.#options.snapshotEntries ?? 0;
+    const node = this.#node;
+    const held = node.snapshot?.metadata.index ?? node.log.firstIndex() - 1;
+    const due = every > 0 && node.log.applied - held >= every;
+    if (!due && !node.needsSnapshot) return;
+    if (!this.#hooks.snapshotData || node.log.applied <= held) return;
+    const snapshot = node.createSnapshot(node.log.applied, this.#hooks.snapshotData());
+    await this.#storage.saveSnapshot?.(snapshot);
+    node.compactLog(this.#options.retainedEntries);
+    this.notify();
   }
 
   #applyCommitted(rd: Ready): void {
@@ -186,7 +259,7 @@ export class RaftLoop {
 
   #advance(rd: Ready): void {
     this.#node.advance(rd);
-    this.#node.compactLog(this.#options.retainedEntries);
+    if (!this.#options.snapshotEntries) this.#node.compactLog(this.#options.retainedEntries);
     this.#releaseAppliedWaiters(this.#node.log.applied);
     for (const rs of rd.readStates) {
       const key = new TextDecoder().decode(rs.requestCtx);

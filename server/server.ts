@@ -10,6 +10,7 @@ import { EtcdServer } from "./etcd_server.ts";
 import { clientApp } from "./http_app.ts";
 import { formatId } from "./ids.ts";
 import { ClientListener } from "./listener.ts";
+import { membersResponse } from "./join.ts";
 import { versions } from "./version.ts";
 
 /** A running member with its listeners. */
@@ -39,11 +40,6 @@ function checkSupported(config: Config): void {
   ) {
     throw new ConfigError("TLS is not supported yet: use http:// URLs and no certificate flags");
   }
-  if (config.initialCluster.length > 1 || config.initialClusterState === "existing") {
-    throw new ConfigError(
-      "multi-member clusters are not supported yet: --initial-cluster must name only this member",
-    );
-  }
 }
 
 /** Starts a member from a parsed configuration. */
@@ -65,6 +61,8 @@ export async function startServer(config: Config, logger = new Logger()): Promis
 
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
+      // Peer streams are long-lived responses: end them, or the peer listener never closes.
+      await etcd.stopPeerTraffic();
       await Promise.allSettled([
         ...clients.map((l) => l.close()),
         ...peers.map((p) => p.shutdown()),
@@ -86,7 +84,7 @@ export async function startServer(config: Config, logger = new Logger()): Promis
     }
     for (const url of config.listenPeerUrls) {
       const { hostname, port } = resolveListenAddress(url);
-      peers.push(servePeer(hostname, port));
+      peers.push(servePeer(etcd, hostname, port));
     }
   } catch (err) {
     await stop();
@@ -99,14 +97,23 @@ export async function startServer(config: Config, logger = new Logger()): Promis
 }
 
 /**
- * The peer port. Replication endpoints arrive with multi-member raft; a single member still
- * binds the port (so a second process on the same URL fails as with etcd) and answers
- * `/version`.
+ * The peer port: raft's transport endpoints (`/raft...`), the member list a joining member
+ * reads (`/members`) and `/version`.
  */
-function servePeer(hostname: string, port: number): Deno.HttpServer<Deno.NetAddr> {
+function servePeer(
+  etcd: EtcdServer,
+  hostname: string,
+  port: number,
+): Deno.HttpServer<Deno.NetAddr> {
+  const raft = etcd.peerHandler;
   return Deno.serve({ hostname, port, onListen: () => {} }, (req) => {
     const path = new URL(req.url).pathname;
     if (path === "/version") return Response.json(versions);
+    if (path === "/members") {
+      if (req.method !== "GET") return new Response("Method Not Allowed\n", { status: 405 });
+      return membersResponse(etcd.clusterId, etcd.members);
+    }
+    if (path === "/raft" || path.startsWith("/raft/")) return raft(req);
     return new Response("404 page not found\n", { status: 404 });
   });
 }
