@@ -12,6 +12,8 @@ import { assert } from "../internal/assert.ts";
 import { Lessor } from "../lease/mod.ts";
 import { MvccStore, WatchHub } from "../mvcc/mod.ts";
 import {
+  type LeaseTimeToLiveRequest,
+  type LeaseTimeToLiveResponse,
   type ResponseHeader,
   ResponseHeaderSchema,
 } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
@@ -53,6 +55,7 @@ import {
   Membership,
 } from "./membership.ts";
 import { fetchClusterMembers } from "./join.ts";
+import { LeaseForwarder, serveLeaseForward } from "./lease_forward.ts";
 import { EtcdError } from "./errors.ts";
 
 const backendCommitIntervalMs = 100;
@@ -149,6 +152,7 @@ export class EtcdServer {
   readonly #loop: RaftLoop;
   readonly #transport: PeerTransport;
   #transportStopped: Promise<void> | null = null;
+  readonly #leaseForwarder: LeaseForwarder;
   readonly #paths: { walDir: string; dbPath: string; snapDir: string };
   readonly #waiters = new Map<bigint, Waiter>();
   readonly #requestTimeoutMs: number;
@@ -174,6 +178,7 @@ export class EtcdServer {
     this.membership = membership;
     this.#wal = wal;
     this.#paths = dataDirPaths(config.dataDir);
+    this.#leaseForwarder = new LeaseForwarder(5000 + 2 * config.electionTimeoutMs);
     // etcd's request timeout: 5 s plus two election timeouts.
     this.#requestTimeoutMs = 5000 + 2 * config.electionTimeoutMs;
     this.#ids = new IdGenerator(ids.memberId, Date.now());
@@ -304,7 +309,15 @@ export class EtcdServer {
     const tmp = `${this.#receivedBackendPath}.tmp`;
     const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
     try {
-      await body.pipeTo(file.writable, { preventClose: true });
+      // A read loop rather than pipeTo(file.writable): piping this pull-only body (high
+      // water mark 0) into a file wrote nothing under Deno 2.9.3.
+      const reader = body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        let written = 0;
+        while (written < value.length) written += await file.write(value.subarray(written));
+      }
       await file.syncData();
     } finally {
       file.close();
@@ -411,6 +424,29 @@ export class EtcdServer {
       context: encodeMemberContext(change.member),
     };
     return this.#proposeWaiting(cc.id, encodeConfChange(cc), EntryType.confChange);
+  }
+
+  /** The leader's peer URL, or throws `no leader`. */
+  #leaderPeerUrl(): string {
+    const leader = this.membership.get(this.leader);
+    if (this.leader === 0n || !leader || leader.peerUrls.length === 0) throw Errors.noLeader;
+    return leader.peerUrls[0];
+  }
+
+  /** A follower's lease keep-alive, answered by the leader's lessor. */
+  async forwardLeaseRenew(id: bigint): Promise<number> {
+    const answer = await this.#leaseForwarder.renew(this.#leaderPeerUrl(), id);
+    return Number(answer.TTL);
+  }
+
+  /** A follower's lease time-to-live, answered by the leader's lessor. */
+  forwardLeaseTimeToLive(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
+    return this.#leaseForwarder.timeToLive(this.#leaderPeerUrl(), req);
+  }
+
+  /** Serves the leader's side of forwarded lease requests (peer `/leases...`). */
+  serveLeaseForward(req: Request): Promise<Response> {
+    return serveLeaseForward(req, this);
   }
 
   /** The leader's replication progress, or null on a follower. */

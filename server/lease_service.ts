@@ -27,6 +27,8 @@ import {
   LeaseRevokeRequestSchema,
   type LeaseRevokeResponse,
   LeaseStatusSchema,
+  type LeaseTimeToLiveRequest,
+  type LeaseTimeToLiveResponse,
   LeaseTimeToLiveResponseSchema,
   type ResponseHeader,
 } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
@@ -49,6 +51,14 @@ export interface LeaseServiceDeps {
   linearizableRead(): Promise<void>;
   /** A fresh lease ID, never 0 (etcd: the request ID generator masked to positive int64). */
   newLeaseId(): bigint;
+  /**
+   * On a follower (whose lessor is not primary): asks the leader, which alone knows when
+   * leases expire, as etcd forwards over its peer port.
+   */
+  forward?: {
+    renew(id: bigint): Promise<number>;
+    timeToLive(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse>;
+  };
 }
 
 /**
@@ -73,6 +83,7 @@ export function leaseService(deps: LeaseServiceDeps): ServiceImpl<typeof Lease> 
 
   /** Renews on the primary once caught up; an unknown or expired lease renews to 0. */
   async function renew(id: bigint): Promise<number> {
+    if (!lessor.isPrimary && deps.forward) return await deps.forward.renew(id);
     // etcd waits for apply to catch up first, so a revoke already committed is seen.
     await deps.linearizableRead();
     try {
@@ -123,6 +134,13 @@ export function leaseService(deps: LeaseServiceDeps): ServiceImpl<typeof Lease> 
     },
 
     async leaseTimeToLive(req) {
+      if (!lessor.isPrimary && deps.forward) {
+        const answer = await deps.forward.timeToLive(req).catch((err) => {
+          throw leaseErrorToEtcd(err);
+        });
+        answer.header = deps.fillHeader(answer.header);
+        return answer;
+      }
       await deps.linearizableRead();
       if (!lessor.isPrimary) throw leaseErrorToEtcd(new LeaseNotPrimaryError());
       const info = lessor.timeToLive(req.ID);

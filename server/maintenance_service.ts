@@ -1,7 +1,8 @@
 /**
- * Cluster.MemberList and the Maintenance RPCs: Status, Alarm, Hash, HashKV, Defragment,
- * Snapshot and MoveLeader. These make `etcdctl member list`, `endpoint status`, `endpoint
- * health`, `endpoint hashkv`, `alarm list`, `alarm disarm`, `defrag` and `snapshot save` work.
+ * The Maintenance RPCs: Status, Alarm, Hash, HashKV, Defragment, Snapshot and MoveLeader.
+ * These make `etcdctl endpoint status`, `endpoint health`, `endpoint hashkv`, `alarm list`,
+ * `alarm disarm`, `defrag` and `snapshot save` work. (The Cluster service is
+ * `cluster_service.ts`.)
  *
  * @module
  */
@@ -14,10 +15,7 @@ import {
   AlarmRequest_AlarmAction,
   type AlarmResponse,
   AlarmResponseSchema,
-  Cluster,
   Maintenance,
-  MemberSchema,
-  type ResponseHeader,
 } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
 import { formatAlarm } from "./alarms.ts";
 import type { EtcdServer } from "./etcd_server.ts";
@@ -26,35 +24,6 @@ import { serverVersion } from "./version.ts";
 
 /** Bytes per Snapshot message, as etcd sends them. */
 const snapshotChunkBytes = 32 * 1024;
-
-/** The member list of `server`, as the Cluster service reports it. */
-function members(server: EtcdServer) {
-  return server.members.map((m) =>
-    create(MemberSchema, {
-      ID: m.id,
-      name: m.name,
-      peerURLs: m.peerUrls,
-      clientURLs: m.clientUrls,
-      isLearner: m.isLearner,
-    })
-  );
-}
-
-/** etcd's membership answers carry no revision in their header. */
-function membershipHeader(server: EtcdServer): ResponseHeader {
-  const header = server.header();
-  header.revision = 0n;
-  return header;
-}
-
-/** Cluster service: MemberList (membership changes arrive with multi-member raft). */
-export function clusterService(server: EtcdServer): Partial<ServiceImpl<typeof Cluster>> {
-  return {
-    memberList() {
-      return { header: membershipHeader(server), members: members(server) };
-    },
-  };
-}
 
 /** Maintenance service over one member. */
 export function maintenanceService(server: EtcdServer): Partial<ServiceImpl<typeof Maintenance>> {
@@ -129,12 +98,13 @@ export function maintenanceService(server: EtcdServer): Partial<ServiceImpl<type
       server.quota.refresh();
       return { header: server.header() };
     },
-    moveLeader(req) {
+    async moveLeader(req) {
       if (server.leader !== server.memberId) throw Errors.notLeader;
       if (!server.members.some((m) => m.id === req.targetID && !m.isLearner)) {
         throw Errors.badLeaderTransferee;
       }
-      // The only voter is the leader already: nothing to transfer.
+      // Moving to itself (always so on one member) has nothing to transfer.
+      if (req.targetID !== server.memberId) await server.moveLeader(req.targetID);
       return { header: server.header() };
     },
     async *snapshot() {

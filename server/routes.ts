@@ -11,8 +11,9 @@ import type { EtcdServer } from "./etcd_server.ts";
 import { toConnectError } from "./errors.ts";
 import { type GatewayRoute, route } from "./gateway.ts";
 import type { ServiceRegistrar } from "./grpc_server.ts";
+import { type ClusterBackend, clusterGatewayRoutes, clusterService } from "./cluster_service.ts";
 import { kvService } from "./kv_service.ts";
-import { clusterService, maintenanceService } from "./maintenance_service.ts";
+import { maintenanceService } from "./maintenance_service.ts";
 import { leaseGatewayRoutes, leaseService, type LeaseServiceDeps } from "./lease_service.ts";
 import { grpcOverheadBytes } from "./limits.ts";
 import { watchService, type WatchServiceDeps, webWatchService } from "./watch_service.ts";
@@ -37,7 +38,33 @@ function leaseDeps(server: EtcdServer): LeaseServiceDeps {
     fillHeader: (h) => server.fillHeader(h),
     linearizableRead: () => server.linearizableRead(),
     newLeaseId: () => server.newLeaseId(),
+    forward: {
+      renew: (id) => server.forwardLeaseRenew(id),
+      timeToLive: (req) => server.forwardLeaseTimeToLive(req),
+    },
   };
+}
+
+/** What the Cluster service needs, from `server`. */
+function clusterBackend(server: EtcdServer): ClusterBackend {
+  return {
+    memberId: server.memberId,
+    clusterId: server.clusterId,
+    header: () => server.header(),
+    members: () => server.members,
+    isRemoved: (id) => server.membership.isRemoved(id),
+    proposeConfChange: (change) => server.proposeConfChange(change),
+    progress: () => server.progress(),
+    newMemberId: (peerUrls, now) => server.newMemberId(peerUrls, now),
+    linearizableRead: () => server.linearizableRead(),
+  };
+}
+
+/** The Cluster service of `server`, with its `--strict-reconfig-check`. */
+function clusterOf(server: EtcdServer): ServiceImpl<typeof Cluster> {
+  return clusterService(clusterBackend(server), {
+    strictReconfigCheck: server.config.strictReconfigCheck,
+  });
 }
 
 /** What the Watch services need, from `server`. */
@@ -64,7 +91,7 @@ export function routes(server: EtcdServer): (router: ServiceRegistrar) => void {
   const watch = metrics.instrument(Watch, watchService(watchDeps(server))) as ServiceImpl<
     typeof Watch
   >;
-  const cluster = metrics.instrument(Cluster, clusterService(server));
+  const cluster = metrics.instrument(Cluster, clusterOf(server));
   const maintenance = metrics.instrument(Maintenance, maintenanceService(server));
   const webWatch = metrics.instrument(WebWatch, webWatchService(watchDeps(server))) as ServiceImpl<
     typeof WebWatch
@@ -89,7 +116,7 @@ export function gatewayRoutes(server: EtcdServer): GatewayRoute[] {
     route("/v3/kv/txn", KV.method.txn, kv.txn),
     route("/v3/kv/compaction", KV.method.compact, kv.compact),
     ...leaseGatewayRoutes(leaseService(leaseDeps(server))),
-    route("/v3/cluster/member/list", Cluster.method.memberList, clusterService(server).memberList!),
+    ...clusterGatewayRoutes(clusterOf(server)),
     route("/v3/maintenance/status", Maintenance.method.status, maintenanceService(server).status!),
     route("/v3/maintenance/alarm", Maintenance.method.alarm, maintenanceService(server).alarm!),
     // etcd 3.4 maps both Hash and HashKV to /hash, where Hash wins; later versions serve

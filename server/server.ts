@@ -114,6 +114,7 @@ function servePeer(
       return membersResponse(etcd.clusterId, etcd.members);
     }
     if (path === "/raft" || path.startsWith("/raft/")) return raft(req);
+    if (path === "/leases" || path === "/leases/internal") return etcd.serveLeaseForward(req);
     return new Response("404 page not found\n", { status: 404 });
   });
 }
