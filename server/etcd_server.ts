@@ -47,7 +47,7 @@ import { Errors } from "./errors.ts";
 import { ServerMetrics } from "./metrics.ts";
 import { clusterIdFor, IdGenerator, memberIdFor } from "./ids.ts";
 import { LeaseBackend } from "./lease_backend.ts";
-import { RaftLoop } from "./raft_loop.ts";
+import { LeaderChangedError, RaftLoop, ReadIndexTimeoutError } from "./raft_loop.ts";
 import {
   decodeMemberContext,
   encodeMemberContext,
@@ -260,6 +260,7 @@ export class EtcdServer {
       tickIntervalMs: config.heartbeatIntervalMs,
       retainedEntries: catchUpEntries,
       snapshotEntries: config.snapshotCount,
+      readTimeoutMs: this.#requestTimeoutMs,
     });
     this.#transport = new PeerTransport({
       localId: ids.memberId,
@@ -771,6 +772,8 @@ export class EtcdServer {
     } catch (err) {
       this.metrics.readIndexesFailed.inc();
       if (err instanceof ProposalDroppedError) throw Errors.noLeader;
+      if (err instanceof LeaderChangedError) throw Errors.leaderChanged;
+      if (err instanceof ReadIndexTimeoutError) throw Errors.timeout;
       throw err;
     }
     await this.#loop.waitApplied(index);

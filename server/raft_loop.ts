@@ -53,11 +53,33 @@ export interface RaftLoopOptions {
   retainedEntries: number;
   /** Applied entries between snapshots (`--snapshot-count`); 0 never snapshots. */
   snapshotEntries?: number;
+  /** A read index not confirmed within this time fails (default: 5 s). */
+  readTimeoutMs?: number;
 }
 
 interface PendingRead {
   resolve(index: number): void;
   reject(err: unknown): void;
+  /** performance.now() after which the read fails with ReadIndexTimeoutError. */
+  deadline: number;
+}
+
+/** A read's confirmation did not arrive in time (no quorum reachable, or it was dropped). */
+export class ReadIndexTimeoutError extends Error {
+  /** Says the read timed out. */
+  constructor() {
+    super("read index timed out");
+    this.name = "ReadIndexTimeoutError";
+  }
+}
+
+/** The leader changed while a read waited for its confirmation; the client may retry. */
+export class LeaderChangedError extends Error {
+  /** Says the leader changed. */
+  constructor() {
+    super("leader changed during read index");
+    this.name = "LeaderChangedError";
+  }
 }
 
 interface AppliedWaiter {
@@ -81,6 +103,7 @@ export class RaftLoop {
   /** Sorted by index; waiters resolve once applied reaches their index. */
   #appliedWaiters: AppliedWaiter[] = [];
   #stopError: Error | null = null;
+  #lastLead = 0n;
 
   /** Creates the loop; `start()` runs it. */
   constructor(node: RawNode, storage: RaftStorage, hooks: RaftLoopHooks, options: RaftLoopOptions) {
@@ -101,6 +124,7 @@ export class RaftLoop {
     this.#running = true;
     this.#ticker = setInterval(() => {
       this.#node.tick();
+      this.#expireReads();
       this.notify();
     }, this.#options.tickIntervalMs);
     this.#done = this.#run();
@@ -151,8 +175,9 @@ export class RaftLoop {
     if (this.#stopError) return Promise.reject(this.#stopError);
     const key = String(++this.#readSeq);
     const ctx = new TextEncoder().encode(key);
+    const deadline = performance.now() + (this.#options.readTimeoutMs ?? 5000);
     const promise = new Promise<number>((resolve, reject) => {
-      this.#pendingReads.set(key, { resolve, reject });
+      this.#pendingReads.set(key, { resolve, reject, deadline });
     });
     try {
       this.#node.readIndex(ctx);
@@ -174,6 +199,17 @@ export class RaftLoop {
       while (at > 0 && waiters[at - 1].index > index) at--;
       waiters.splice(at, 0, { index, resolve, reject });
     });
+  }
+
+  /** Fails reads past their deadline; the map is in insertion (and so deadline) order. */
+  #expireReads(): void {
+    if (this.#pendingReads.size === 0) return;
+    const now = performance.now();
+    for (const [key, read] of this.#pendingReads) {
+      if (read.deadline > now) break;
+      this.#pendingReads.delete(key);
+      read.reject(new ReadIndexTimeoutError());
+    }
   }
 
   /** Fails everything still waiting on this loop. */
@@ -246,7 +282,16 @@ export class RaftLoop {
   }
 
   #applyCommitted(rd: Ready): void {
-    if (rd.softState) this.#hooks.onSoftState?.(rd.softState);
+    if (rd.softState) {
+      // Raft drops a deposed leader's pending reads; their waiters learn it here, as etcd's
+      // "leader changed", rather than at the timeout.
+      if (rd.softState.lead !== this.#lastLead && this.#lastLead !== 0n) {
+        for (const read of this.#pendingReads.values()) read.reject(new LeaderChangedError());
+        this.#pendingReads.clear();
+      }
+      this.#lastLead = rd.softState.lead;
+      this.#hooks.onSoftState?.(rd.softState);
+    }
     const committed = rd.committedEntries;
     if (committed.length === 0) return;
     assert(

@@ -1,6 +1,6 @@
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
-import { type Entry, type HardState, RawNode } from "../raft/mod.ts";
-import { RaftLoop } from "./raft_loop.ts";
+import { type Entry, type HardState, type Message, MessageType, RawNode } from "../raft/mod.ts";
+import { RaftLoop, ReadIndexTimeoutError } from "./raft_loop.ts";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const text = (e: Entry) => new TextDecoder().decode(e.data);
@@ -73,4 +73,79 @@ Deno.test("waiters and reads fail when the loop stops", async () => {
   storage.saves[0].done();
   await loop.stop(new Error("stopped"));
   strictEqual(await waiting, "stopped");
+});
+
+function followerLoop(storage: GatedStorage, sent: Message[], readTimeoutMs = 5000): RaftLoop {
+  const node = new RawNode(
+    { id: 2n, voters: [1n, 2n, 3n], electionTicks: 1000, heartbeatTicks: 1, random: () => 0.5 },
+    { hardState: null, marker: { index: 0, term: 0 }, entries: [] },
+  );
+  return new RaftLoop(node, storage, {
+    apply: () => {},
+    send: (messages) => sent.push(...messages),
+    onFatal: (err) => {
+      throw err;
+    },
+  }, { tickIntervalMs: 5, retainedEntries: 0, readTimeoutMs });
+}
+
+function appendFromLeader(entries: Entry[]): Message {
+  return {
+    type: MessageType.app,
+    to: 2n,
+    from: 1n,
+    term: 1,
+    logTerm: 0,
+    index: 0,
+    entries,
+    commit: 0,
+    snapshot: null,
+    reject: false,
+    rejectHint: 0,
+    context: new Uint8Array(),
+  };
+}
+
+Deno.test("a follower acknowledges appended entries only once they are durable", async () => {
+  const storage = new GatedStorage();
+  const sent: Message[] = [];
+  const loop = followerLoop(storage, sent);
+  loop.start();
+  try {
+    loop.step(appendFromLeader([{ term: 1, index: 1, type: 0, data: utf8("x") }]));
+    await storage.started(1);
+    deepStrictEqual(storage.saves[0].entries.map(text), ["x"]);
+    // The save has not completed: an acknowledgement now would promise what a crash loses.
+    deepStrictEqual(sent.filter((m) => m.type === MessageType.appResp), []);
+    storage.saves[0].done();
+    const deadline = Date.now() + 5000;
+    while (!sent.some((m) => m.type === MessageType.appResp) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const ack = sent.find((m) => m.type === MessageType.appResp);
+    strictEqual(ack?.index, 1);
+    strictEqual(ack?.reject, false);
+  } finally {
+    for (const s of storage.saves) s.done();
+    await loop.stop(new Error("test over"));
+  }
+});
+
+Deno.test("a read index the leader never confirms fails at its deadline", async () => {
+  const storage = new GatedStorage();
+  const sent: Message[] = [];
+  const loop = followerLoop(storage, sent, 50);
+  loop.start();
+  try {
+    loop.step(appendFromLeader([]));
+    await storage.started(1);
+    storage.saves[0].done();
+    const read = loop.readIndex().then(() => "confirmed", (e) => e);
+    const outcome = await read;
+    strictEqual(outcome instanceof ReadIndexTimeoutError, true, String(outcome));
+    strictEqual(sent.some((m) => m.type === MessageType.readIndex), true, "forwarded to leader");
+  } finally {
+    for (const s of storage.saves) s.done();
+    await loop.stop(new Error("test over"));
+  }
 });
