@@ -20,8 +20,13 @@ export type SnapshotBodySource = (
   message: Message,
 ) => ReadableStream<Uint8Array> | Promise<ReadableStream<Uint8Array>>;
 
+/** At most one "dropped messages" line per peer in this interval. */
+const dropLogIntervalMs = 5_000;
+
 /** Posts messages and snapshots to one peer. */
 export class Pipeline {
+  #droppedSinceLog = 0;
+  #lastDropLogAt = -Infinity;
   #queue: Uint8Array[] = [];
   #worker: Promise<void> | null = null;
   #snapshot: Promise<void> | null = null;
@@ -62,10 +67,25 @@ export class Pipeline {
       }
       this.#queue = [];
       if (!link.signal.aborted) {
-        link.log.warn("dropped messages to unreachable peer", { "dropped-messages": dropped });
+        this.#logDropped(dropped);
         link.reportDropped(dropped);
       }
     }
+  }
+
+  /**
+   * Logs drops at most once per `dropLogIntervalMs`, with the count since the last line: a
+   * peer that is down would otherwise log every heartbeat.
+   */
+  #logDropped(dropped: number): void {
+    this.#droppedSinceLog += dropped;
+    const now = performance.now();
+    if (now - this.#lastDropLogAt < dropLogIntervalMs) return;
+    this.link.log.warn("dropped messages to unreachable peer", {
+      "dropped-messages": this.#droppedSinceLog,
+    });
+    this.#droppedSinceLog = 0;
+    this.#lastDropLogAt = now;
   }
 
   async #post(payload: Uint8Array): Promise<boolean> {
