@@ -79,6 +79,11 @@ export class ClientListener {
       else serveFetchOnStream(stream, headers, fetchHandler, origin);
     });
     const h1 = http.createServer(nodeHandlerFor(fetchHandler, origin));
+    // h1 never listens itself: it is handed connections. Deno 2.9's node:http destroys a
+    // keep-alive connection after each response when its server is not listening, so every
+    // client that reuses a connection races the close ("connection closed before message
+    // completed", ~3% of requests under load) and pays a new connection per request.
+    Object.defineProperty(h1, "listening", { get: () => true });
     const sockets = new Set<net.Socket>();
     const tcp = net.createServer((socket) => {
       sockets.add(socket);

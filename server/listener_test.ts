@@ -151,3 +151,51 @@ Deno.test("deeply nested txns are applied or refused as etcd does, never crash t
     await member.stop();
   }
 });
+
+Deno.test("an HTTP/1.1 connection stays open for the next request (keep-alive)", async () => {
+  const member = await startInProcess();
+  const { hostname, port } = new URL(member.clientUrl);
+  const conn = await Deno.connect({ hostname, port: Number(port) });
+  try {
+    const reader = conn.readable.getReader();
+    let pending = "";
+    /** Reads one whole response (head and Content-Length body) off the connection. */
+    const readResponse = async (): Promise<string> => {
+      for (let reads = 0; reads < 100; reads++) {
+        const headEnd = pending.indexOf("\r\n\r\n");
+        if (headEnd >= 0) {
+          const head = pending.slice(0, headEnd);
+          const length = Number(/content-length: (\d+)/i.exec(head)?.[1]);
+          const lastChunk = pending.indexOf("\r\n0\r\n\r\n", headEnd);
+          const end = /transfer-encoding: chunked/i.test(head)
+            ? (lastChunk < 0 ? Infinity : lastChunk + 7)
+            : headEnd + 4 + length;
+          if (pending.length >= end) {
+            const response = pending.slice(0, end);
+            pending = pending.slice(end);
+            return response;
+          }
+        }
+        const { done, value } = await reader.read();
+        if (done) throw new Error(`connection closed; had ${JSON.stringify(pending)}`);
+        pending += new TextDecoder().decode(value);
+      }
+      throw new Error("no whole response after 100 reads");
+    };
+    const request = utf8(`GET /version HTTP/1.1\r\nHost: ${hostname}\r\n\r\n`);
+    for (let i = 0; i < 3; i++) {
+      await conn.write(request);
+      const response = await readResponse();
+      strictEqual(response.startsWith("HTTP/1.1 200"), true, response);
+      strictEqual(/connection: close/i.test(response), false, `response ${i} closes: ${response}`);
+    }
+    await reader.cancel();
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // Already closed by cancelling its readable.
+    }
+    await member.stop();
+  }
+});
