@@ -5,6 +5,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { clusterSizes } from "./cluster.ts";
 import { type ClientKind, clientKinds } from "./load.ts";
 import { allTargets, type Target } from "./server_process.ts";
 import { type CaseName, resolveCases, validateShape, type WorkloadShape } from "./workload.ts";
@@ -56,6 +57,8 @@ export interface BenchConfig {
   outDir: string;
   /** Show the usage text and exit. */
   help: boolean;
+  /** Members per server: 1, or a cluster of 3 or 5 on loopback with the load on its leader. */
+  cluster: number;
 }
 
 /** Connections used by default: min(clients, this), as etcd's benchmark spreads --clients over --conns. */
@@ -75,6 +78,8 @@ load and prints req/s and latency for both, with ratios.
 
   --only ours|etcd      measure one server only (default: both; ours is skipped with a note
                         while mod.ts does not exist)
+  --cluster N           run each server as an N-member cluster on loopback (1, 3 or 5;
+                        default 1); the load goes to the leader, server CPU sums all members
   --cases LIST          put, range, all, or case names: put-single, put-random,
                         range-linearizable, range-serializable (default: all)
   --client raw|connect  gRPC client of the load generator: raw (pre-encoded frames on
@@ -150,6 +155,7 @@ export function parseConfig(args: string[], repoRoot: string): BenchConfig {
         ours: { type: "string" },
         out: { type: "string" },
         help: { type: "boolean" },
+        cluster: { type: "string" },
       },
     });
   } catch (error) {
@@ -193,6 +199,11 @@ export function parseConfig(args: string[], repoRoot: string): BenchConfig {
   const problem = validateShape(shape);
   if (problem) throw new UsageError(problem);
 
+  const cluster = v.cluster !== undefined ? positiveInt(v.cluster, "--cluster", 5) : 1;
+  if (!clusterSizes.includes(cluster)) {
+    throw new UsageError(`--cluster must be one of ${clusterSizes.join(", ")}`);
+  }
+
   const durationMs = v.duration !== undefined ? parseDuration(v.duration) : quick ? 1000 : 5000;
   if (durationMs <= 0) throw new UsageError("--duration must be > 0");
   return {
@@ -214,5 +225,6 @@ export function parseConfig(args: string[], repoRoot: string): BenchConfig {
     oursEntry: v.ours ?? `${repoRoot}/mod.ts`,
     outDir: v.out ?? `${repoRoot}/bench/out`,
     help: v.help ?? false,
+    cluster,
   };
 }

@@ -8,6 +8,7 @@
 
 import { fileURLToPath } from "node:url";
 import { type BenchConfig, defaultMaxConns, parseConfig, usage, UsageError } from "./cli.ts";
+import { startClusterServer } from "./cluster.ts";
 import { processCpuSeconds } from "./cpu.ts";
 import { type ClientKind, type LoadOptions, type LoadResult, runLoad } from "./load.ts";
 import { measureGenerator } from "./overhead.ts";
@@ -136,18 +137,26 @@ async function runTarget(
   cases: PreparedCase[],
   runs: CaseRun[],
 ): Promise<void> {
-  progress(`[${target}] starting`);
-  const server = await startServer(target, launch);
+  progress(
+    `[${target}] starting${config.cluster > 1 ? ` a ${config.cluster}-member cluster` : ""}`,
+  );
+  const server = config.cluster > 1
+    ? await startClusterServer(target, config.cluster, launch)
+    : await startServer(target, launch);
   running = server;
+  const serverCpu = server.cpuSeconds ?? (() => processCpuSeconds(server.pid));
   try {
-    progress(`[${target}] healthy at ${server.clientUrl} (pid ${server.pid})`);
+    progress(
+      `[${target}] healthy at ${server.clientUrl} (pid ${server.pid}` +
+        `${config.cluster > 1 ? ", the leader" : ""})`,
+    );
     for (const testCase of cases) {
       for (const clients of config.clients) {
         const options = loadOptions(config, clients);
         const attempts: LoadResult[] = [];
         for (let i = 0; i < config.repeat; i++) {
           attempts.push(
-            await runLoad(server.clientUrl, testCase, options, () => processCpuSeconds(server.pid)),
+            await runLoad(server.clientUrl, testCase, options, serverCpu),
           );
         }
         const result = leastDisturbed(attempts);
@@ -235,6 +244,12 @@ export async function main(args: string[]): Promise<number> {
     readyTimeoutMs,
   };
   const notes: string[] = [];
+  if (config.cluster > 1) {
+    notes.push(
+      `each server runs as a ${config.cluster}-member cluster on loopback; the load goes to ` +
+        `the leader; server CPU is the sum over the members`,
+    );
+  }
   const targets: Target[] = [];
   for (const target of config.targets) {
     if (await targetAvailable(target, launch)) targets.push(target);

@@ -13,6 +13,12 @@ export {
 } from "./cpu.ts";
 export { type BenchConfig, parseConfig, parseDuration, usage, UsageError } from "./cli.ts";
 export {
+  type BenchMember,
+  clusterMemberFlags,
+  clusterSizes,
+  startClusterServer,
+} from "./cluster.ts";
+export {
   checkUnaryResponse,
   GrpcCallError,
   grpcFrame,
@@ -51,6 +57,7 @@ export {
   allTargets,
   freePort,
   type LaunchConfig,
+  launchServer,
   serverFlags,
   type ServerHandle,
   ServerStartError,

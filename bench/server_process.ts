@@ -37,6 +37,11 @@ export interface ServerHandle {
   outputTail(): string;
   /** Stops the process (SIGTERM, then SIGKILL after a grace period) and removes the data dir. */
   stop(): Promise<void>;
+  /**
+   * CPU seconds the server used so far, when it is more than the process `pid` (a cluster:
+   * the sum over its members). Absent: read `pid` from /proc.
+   */
+  cpuSeconds?: () => Promise<number>;
 }
 
 /** Thrown when a server does not become healthy or exits early. */
@@ -165,6 +170,20 @@ export async function startServer(target: Target, config: LaunchConfig): Promise
   let peerPort = freePort();
   while (peerPort === clientPort) peerPort = freePort();
   const flags = serverFlags(dataDir, clientPort, peerPort);
+  return await launchServer(target, config, dataDir, `http://127.0.0.1:${clientPort}`, flags);
+}
+
+/**
+ * Spawns `target` with exactly `flags` (which must serve clients at `clientUrl` and use
+ * `dataDir`, a directory the handle removes when it stops) and waits until it is healthy.
+ */
+export async function launchServer(
+  target: Target,
+  config: LaunchConfig,
+  dataDir: string,
+  clientUrl: string,
+  flags: string[],
+): Promise<ServerHandle> {
   const [command, args] = target === "etcd"
     ? [config.etcdBinary, flags]
     : [Deno.execPath(), ["run", "-A", config.oursEntry, ...flags]];
@@ -183,7 +202,6 @@ export async function startServer(target: Target, config: LaunchConfig): Promise
   }
   const stdout = new OutputTail(child.stdout, maxOutputTailBytes / 2);
   const stderr = new OutputTail(child.stderr, maxOutputTailBytes / 2);
-  const clientUrl = `http://127.0.0.1:${clientPort}`;
   let stopped: Promise<void> | undefined;
   const handle: ServerHandle = {
     target,

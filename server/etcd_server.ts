@@ -45,7 +45,7 @@ import {
 import { type Config, verifyBootstrap } from "./config.ts";
 import { Errors } from "./errors.ts";
 import { ServerMetrics } from "./metrics.ts";
-import { clusterIdFor, IdGenerator, memberIdFor } from "./ids.ts";
+import { clusterIdFor, formatId, IdGenerator, memberIdFor } from "./ids.ts";
 import { LeaseBackend } from "./lease_backend.ts";
 import { LeaderChangedError, RaftLoop, ReadIndexTimeoutError } from "./raft_loop.ts";
 import {
@@ -87,6 +87,9 @@ const catchUpEntries = 5000;
 function removedError(): Error {
   return new Error("the member has been permanently removed from the cluster");
 }
+
+/** How long a removed member keeps answering before it stops. */
+const removedStopDelayMs = 1000;
 
 /** How often a started member retries publishing its name and client URLs. */
 const publishRetryMs = 500;
@@ -152,6 +155,7 @@ export class EtcdServer {
   readonly #loop: RaftLoop;
   readonly #transport: PeerTransport;
   #transportStopped: Promise<void> | null = null;
+  #removalTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #leaseForwarder: LeaseForwarder;
   readonly #paths: { walDir: string; dbPath: string; snapDir: string };
   readonly #waiters = new Map<bigint, Waiter>();
@@ -268,11 +272,22 @@ export class EtcdServer {
       localUrls: config.initialAdvertisePeerUrls,
       onMessage: (message) => this.#loop.step(message),
       onUnreachable: (id) => this.#loop.withNode((n) => n.reportUnreachable(id)),
-      onSnapshotStatus: (id, ok) => this.#loop.withNode((n) => n.reportSnapshot(id, ok)),
+      onSnapshotStatus: (id, ok) => {
+        (ok ? this.metrics.snapshotSendSuccess : this.metrics.snapshotSendFailures)
+          .child(formatId(id)).inc();
+        this.#loop.withNode((n) => n.reportSnapshot(id, ok));
+      },
       snapshotBody: () => this.#backendStream(),
-      onSnapshot: (_message, body) => this.#receiveBackend(body),
+      onSnapshot: (message, body) =>
+        this.#receiveBackend(body).then(
+          () => this.metrics.snapshotReceiveSuccess.child(formatId(message.from)).inc(),
+          (err) => {
+            this.metrics.snapshotReceiveFailures.child(formatId(message.from)).inc();
+            throw err;
+          },
+        ),
       isRemoved: (id) => this.membership.isRemoved(id),
-      onRemoved: () => this.#fatal(removedError()),
+      onRemoved: () => this.#stopRemoved(),
       logger: new Logger("warn").with({ component: "transport" }),
     });
     for (const peer of peers) {
@@ -401,9 +416,18 @@ export class EtcdServer {
       else waiter.resolve(this.membership.list());
     }
     if (!error && cc.type === ConfChangeType.removeNode && cc.nodeId === this.memberId) {
-      // etcd stops a member once it applies its own removal.
-      setTimeout(() => this.#fatal(removedError()), 0);
+      this.#stopRemoved();
     }
+  }
+
+  /**
+   * Stops this member, which left the cluster, after a grace period (etcd waits a second too)
+   * so that answers already on their way, such as the `member remove` that removed it, are
+   * delivered.
+   */
+  #stopRemoved(): void {
+    if (this.#removalTimer !== undefined || this.#stopped) return;
+    this.#removalTimer = setTimeout(() => this.#fatal(removedError()), removedStopDelayMs);
   }
 
   /**
@@ -798,6 +822,7 @@ export class EtcdServer {
 
   /** Stops the raft loop and closes storage. Pending requests fail with `server stopped`. */
   async stop(): Promise<void> {
+    clearTimeout(this.#removalTimer);
     if (this.#stopped) return;
     this.#stopped = Errors.stopped;
     for (const timer of this.#timers) clearInterval(timer);

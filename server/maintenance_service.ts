@@ -44,7 +44,7 @@ export function maintenanceService(server: EtcdServer): Partial<ServiceImpl<type
           ...(server.leader === 0n ? [Errors.noLeader.message] : []),
           ...server.alarms.list().map(formatAlarm),
         ],
-        isLearner: false,
+        isLearner: server.membership.get(server.memberId)?.isLearner === true,
       };
     },
     async alarm(req) {

@@ -483,6 +483,12 @@ export class ServerMetrics {
   readonly leaseRevoked: Counter;
   /** Expired leases this member proposed to revoke. */
   readonly leaseExpired: Counter;
+  /** Snapshots (backends) sent to a peer, by outcome, labelled with the peer's ID. */
+  readonly snapshotSendSuccess: CounterFamily;
+  readonly snapshotSendFailures: CounterFamily;
+  /** Snapshots received from a peer, labelled with the sender's ID. */
+  readonly snapshotReceiveSuccess: CounterFamily;
+  readonly snapshotReceiveFailures: CounterFamily;
   /** Bytes of gRPC request messages received. */
   readonly grpcReceivedBytes: Counter;
   /** Bytes of gRPC response messages sent. */
@@ -562,6 +568,26 @@ export class ServerMetrics {
     this.healthFailures = r.counter(
       "etcd_server_health_failures",
       "The total number of failed health checks",
+    );
+    this.snapshotSendSuccess = r.counterFamily(
+      "etcd_network_snapshot_send_success",
+      "Total number of successful snapshot sends",
+      ["To"],
+    );
+    this.snapshotSendFailures = r.counterFamily(
+      "etcd_network_snapshot_send_failures",
+      "Total number of snapshot send failures",
+      ["To"],
+    );
+    this.snapshotReceiveSuccess = r.counterFamily(
+      "etcd_network_snapshot_receive_success",
+      "Total number of successful snapshot receives",
+      ["From"],
+    );
+    this.snapshotReceiveFailures = r.counterFamily(
+      "etcd_network_snapshot_receive_failures",
+      "Total number of snapshot receive failures",
+      ["From"],
     );
     this.leaseExpired = r.counter(
       "etcd_debugging_server_lease_expired_total",

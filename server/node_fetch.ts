@@ -116,6 +116,14 @@ export function nodeHandlerFor(
         if (existing === undefined) headers[name] = value;
         else headers[name] = Array.isArray(existing) ? [...existing, value] : [existing, value];
       });
+      // Answered before the request body was read to its end (a body over its bound, say):
+      // the rest is not wanted, so close the connection as Go's server does, rather than
+      // draining what may be gigabytes to keep it alive.
+      const unread = !req.complete;
+      if (unread) {
+        headers["connection"] = "close";
+        res.once("finish", () => req.socket?.destroy());
+      }
       res.writeHead(response.status, headers);
       if (response.body) await pipeBody(response.body, res);
       else res.end();

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { DescService } from "@bufbuild/protobuf";
 import type { Interceptor, ServiceImpl } from "@connectrpc/connect";
 import { Cluster, KV, Lease, Maintenance, Watch } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
 import { WebWatch } from "../proto/gen/etcdweb/web_watch_pb.ts";
@@ -13,6 +14,7 @@ import { type GatewayRoute, route } from "./gateway.ts";
 import type { ServiceRegistrar } from "./grpc_server.ts";
 import { type ClusterBackend, clusterGatewayRoutes, clusterService } from "./cluster_service.ts";
 import { kvService } from "./kv_service.ts";
+import { guardLearner } from "./learner_guard.ts";
 import { maintenanceService } from "./maintenance_service.ts";
 import { leaseGatewayRoutes, leaseService, type LeaseServiceDeps } from "./lease_service.ts";
 import { grpcOverheadBytes } from "./limits.ts";
@@ -30,7 +32,8 @@ const etcdErrors: Interceptor = (next) => async (req) => {
 /** Interceptors every router uses. */
 export const interceptors: Interceptor[] = [etcdErrors];
 
-function leaseDeps(server: EtcdServer): LeaseServiceDeps {
+/** What the Lease service needs, from `server`. */
+export function leaseDeps(server: EtcdServer): LeaseServiceDeps {
   return {
     propose: (init) => server.propose(init),
     lessor: server.lessor,
@@ -84,18 +87,16 @@ export function watchDeps(server: EtcdServer): WatchServiceDeps {
 export function routes(server: EtcdServer): (router: ServiceRegistrar) => void {
   // Each call counts in the grpc_server_* metrics, as etcd's gRPC interceptors count it.
   const metrics = server.metrics;
-  const kv = metrics.instrument(KV, kvService(server)) as ServiceImpl<typeof KV>;
-  const lease = metrics.instrument(Lease, leaseService(leaseDeps(server))) as ServiceImpl<
-    typeof Lease
-  >;
-  const watch = metrics.instrument(Watch, watchService(watchDeps(server))) as ServiceImpl<
-    typeof Watch
-  >;
-  const cluster = metrics.instrument(Cluster, clusterOf(server));
-  const maintenance = metrics.instrument(Maintenance, maintenanceService(server));
-  const webWatch = metrics.instrument(WebWatch, webWatchService(watchDeps(server))) as ServiceImpl<
-    typeof WebWatch
-  >;
+  const isLearner = () => server.membership.get(server.memberId)?.isLearner === true;
+  /** etcd's gRPC interceptors: the learner rule, then the metrics. */
+  const wrap = <T extends DescService>(service: T, impl: Partial<ServiceImpl<T>>) =>
+    metrics.instrument(service, guardLearner(service, impl, isLearner)) as ServiceImpl<T>;
+  const kv = wrap(KV, kvService(server));
+  const lease = wrap(Lease, leaseService(leaseDeps(server)));
+  const watch = wrap(Watch, watchService(watchDeps(server)));
+  const cluster = wrap(Cluster, clusterOf(server));
+  const maintenance = wrap(Maintenance, maintenanceService(server));
+  const webWatch = wrap(WebWatch, webWatchService(watchDeps(server)));
   return (router) => {
     router.service(KV, kv);
     router.service(Lease, lease);
@@ -108,30 +109,32 @@ export function routes(server: EtcdServer): (router: ServiceRegistrar) => void {
 
 /** The JSON gateway's routes over the same service implementations. */
 export function gatewayRoutes(server: EtcdServer): GatewayRoute[] {
-  const kv = kvService(server);
+  // The gateway calls the same services, behind the same learner rule as gRPC.
+  const isLearner = () => server.membership.get(server.memberId)?.isLearner === true;
+  const kv = guardLearner(KV, kvService(server), isLearner) as ServiceImpl<typeof KV>;
+  const lease = guardLearner(Lease, leaseService(leaseDeps(server)), isLearner);
+  const maintenance = guardLearner(Maintenance, maintenanceService(server), isLearner);
   return [
     route("/v3/kv/range", KV.method.range, kv.range),
     route("/v3/kv/put", KV.method.put, kv.put),
     route("/v3/kv/deleterange", KV.method.deleteRange, kv.deleteRange),
     route("/v3/kv/txn", KV.method.txn, kv.txn),
     route("/v3/kv/compaction", KV.method.compact, kv.compact),
-    ...leaseGatewayRoutes(leaseService(leaseDeps(server))),
-    ...clusterGatewayRoutes(clusterOf(server)),
-    route("/v3/maintenance/status", Maintenance.method.status, maintenanceService(server).status!),
-    route("/v3/maintenance/alarm", Maintenance.method.alarm, maintenanceService(server).alarm!),
+    ...leaseGatewayRoutes(lease as ServiceImpl<typeof Lease>),
+    ...clusterGatewayRoutes(
+      guardLearner(Cluster, clusterOf(server), isLearner) as ServiceImpl<typeof Cluster>,
+    ),
+    route("/v3/maintenance/status", Maintenance.method.status, maintenance.status!),
+    route("/v3/maintenance/alarm", Maintenance.method.alarm, maintenance.alarm!),
     // etcd 3.4 maps both Hash and HashKV to /hash, where Hash wins; later versions serve
     // HashKV at /hashkv, which 3.4 answers with 404.
-    route("/v3/maintenance/hash", Maintenance.method.hash, maintenanceService(server).hash!),
-    route("/v3/maintenance/hashkv", Maintenance.method.hashKV, maintenanceService(server).hashKV!),
-    route(
-      "/v3/maintenance/defragment",
-      Maintenance.method.defragment,
-      maintenanceService(server).defragment!,
-    ),
+    route("/v3/maintenance/hash", Maintenance.method.hash, maintenance.hash!),
+    route("/v3/maintenance/hashkv", Maintenance.method.hashKV, maintenance.hashKV!),
+    route("/v3/maintenance/defragment", Maintenance.method.defragment, maintenance.defragment!),
     route(
       "/v3/maintenance/transfer-leadership",
       Maintenance.method.moveLeader,
-      maintenanceService(server).moveLeader!,
+      maintenance.moveLeader!,
     ),
   ];
 }

@@ -9,7 +9,14 @@
  * @module
  */
 import { assert } from "../../internal/assert.ts";
-import { type CommandResult, freePort, type Impl, type Member, runEtcdctl, startMember } from "./harness.ts";
+import {
+  type CommandResult,
+  freePort,
+  type Impl,
+  type Member,
+  runEtcdctl,
+  startMember,
+} from "./harness.ts";
 
 /** Heartbeat interval the tests use: short so elections finish fast. */
 export const testHeartbeatMs = 50;
@@ -69,6 +76,8 @@ export interface ClusterMember {
   initialCluster: string;
   /** `--initial-cluster-state` it was first started with. */
   initialClusterState: "new" | "existing";
+  /** Whether the member was added as a learner and not promoted (by this harness) yet. */
+  isLearner: boolean;
   /** The running process, or undefined while the member is down. */
   process: Member | undefined;
 }
@@ -147,7 +156,13 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const slots = names.map((name) => cluster.allocate(name));
   const initialCluster = slots.map((s) => `${s.name}=${s.peerUrl}`).join(",");
   for (const slot of slots) {
-    cluster.members.push({ ...slot, initialCluster, initialClusterState: "new", process: undefined });
+    cluster.members.push({
+      ...slot,
+      initialCluster,
+      initialClusterState: "new",
+      isLearner: false,
+      process: undefined,
+    });
   }
   const started = await Promise.allSettled(cluster.members.map((_, i) => cluster.restart(i)));
   const failure = started.find((r) => r.status === "rejected");
@@ -194,7 +209,7 @@ export class Cluster {
   /** Fresh ports and a data dir path for a member named `name` (not started). */
   allocate(
     name: string,
-  ): Omit<ClusterMember, "initialCluster" | "initialClusterState" | "process"> {
+  ): Omit<ClusterMember, "initialCluster" | "initialClusterState" | "isLearner" | "process"> {
     const port = () => {
       for (let attempt = 0; attempt < 100; attempt++) {
         const p = freePort();
@@ -223,8 +238,16 @@ export class Cluster {
     return this.members.flatMap((m, i) => (m.process !== undefined ? [i] : []));
   }
 
-  /** Comma-separated etcdctl endpoints of `which` (default: every running member). */
-  endpoints(which: number[] = this.running()): string {
+  /**
+   * Slot numbers of the running voting members: the ones to send client requests to, since
+   * a learner refuses most of them (etcd: "rpc not supported for learner").
+   */
+  runningVoters(): number[] {
+    return this.running().filter((i) => !this.members[i].isLearner);
+  }
+
+  /** Comma-separated etcdctl endpoints of `which` (default: every running voting member). */
+  endpoints(which: number[] = this.runningVoters()): string {
     return which.map((i) => this.members[i].endpoint).join(",");
   }
 
@@ -251,11 +274,13 @@ export class Cluster {
   async reconfigure(...args: string[]): Promise<string> {
     const deadline = Date.now() + reconfigRetryMs;
     for (let attempt = 1;; attempt++) {
-      const res = await this.etcdctl(this.running(), "member", ...args);
+      const res = await this.etcdctl(this.runningVoters(), "member", ...args);
       if (res.code === 0) return res.stdout;
       const output = `${res.stderr}${res.stdout}`;
       if (!retryableReconfig.test(output) || Date.now() > deadline) {
-        throw new Error(`etcdctl member ${args.join(" ")} failed after ${attempt} attempts: ${output}`);
+        throw new Error(
+          `etcdctl member ${args.join(" ")} failed after ${attempt} attempts: ${output}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -269,7 +294,9 @@ export class Cluster {
       signal: AbortSignal.timeout(statusRequestMs),
     });
     const text = await res.text();
-    if (res.status !== 200) throw new Error(`status of ${this.members[i].name}: ${res.status} ${text}`);
+    if (res.status !== 200) {
+      throw new Error(`status of ${this.members[i].name}: ${res.status} ${text}`);
+    }
     const body = JSON.parse(text);
     return {
       memberId: u64(body.header?.member_id),
@@ -367,11 +394,29 @@ export class Cluster {
       ...(opts.learner ? ["--learner"] : []),
     );
     const initialCluster = /ETCD_INITIAL_CLUSTER="([^"]*)"/.exec(out)?.[1];
-    if (initialCluster === undefined) throw new Error(`member add printed no initial cluster: ${out}`);
-    this.members.push({ ...slot, initialCluster, initialClusterState: "existing", process: undefined });
+    if (initialCluster === undefined) {
+      throw new Error(`member add printed no initial cluster: ${out}`);
+    }
+    this.members.push({
+      ...slot,
+      initialCluster,
+      initialClusterState: "existing",
+      isLearner: opts.learner ?? false,
+      process: undefined,
+    });
     const index = this.members.length - 1;
     await this.restart(index);
     return index;
+  }
+
+  /**
+   * Promotes learner `i` to a voting member (`etcdctl member promote`, retried while the
+   * learner has not caught up); returns etcdctl's output.
+   */
+  async promote(i: number): Promise<string> {
+    const out = await this.reconfigure("promote", await this.memberIdHex(i));
+    this.members[i].isLearner = false;
+    return out;
   }
 
   /** The last lines of every member's output, for failure messages. */
@@ -383,10 +428,157 @@ export class Cluster {
     }).join("\n");
   }
 
-  /** Stops every member still running and removes all data dirs; safe to call twice. */
+  /**
+   * Kills every member still running and removes all data dirs; safe to call twice. SIGKILL,
+   * not SIGTERM: the data is thrown away, and a graceful stop of a whole cluster takes etcd
+   * seconds (each leader in turn hands over leadership before it exits).
+   */
   async stop(): Promise<void> {
     this.#stopped = true;
-    await Promise.all(this.members.map((_, i) => this.stopMember(i)));
+    await Promise.all(this.members.map((_, i) => this.kill(i)));
     await Deno.remove(this.#root, { recursive: true }).catch(() => {});
   }
+}
+
+/** A gateway call that failed: an HTTP error with etcd's message, or no answer at all. */
+export class GatewayError extends Error {
+  /** `status` is the HTTP status, or 0 when no answer came (refused, reset, timed out). */
+  constructor(readonly status: number, message: string) {
+    super(message);
+    this.name = "GatewayError";
+  }
+}
+
+const encodeB64 = (s: string) => btoa(s);
+const decodeB64 = (s: string | undefined) => (s === undefined ? "" : atob(s));
+
+/** POSTs `body` to the JSON gateway at `clientUrl + path`; throws {@linkcode GatewayError}. */
+export async function gatewayCall(
+  clientUrl: string,
+  path: string,
+  body: unknown,
+  timeoutMs = 5_000,
+): Promise<Record<string, unknown>> {
+  let res: Response;
+  let text: string;
+  try {
+    res = await fetch(`${clientUrl}${path}`, {
+      method: "POST",
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    text = await res.text();
+  } catch (error) {
+    const cause = error instanceof Error && error.cause !== undefined ? ` (${error.cause})` : "";
+    throw new GatewayError(0, `${path} on ${clientUrl}: ${String(error)}${cause}`);
+  }
+  if (res.status !== 200) throw new GatewayError(res.status, `${path} on ${clientUrl}: ${text}`);
+  return JSON.parse(text);
+}
+
+/** Puts `key` = `value` through the gateway; returns the revision of the put. */
+export async function gatewayPut(
+  clientUrl: string,
+  key: string,
+  value: string,
+  timeoutMs?: number,
+): Promise<number> {
+  const body = await gatewayCall(
+    clientUrl,
+    "/v3/kv/put",
+    { key: encodeB64(key), value: encodeB64(value) },
+    timeoutMs,
+  );
+  return Number((body.header as Record<string, string>).revision);
+}
+
+/** Reads `key` through the gateway: its value, or null when absent. */
+export async function gatewayGet(
+  clientUrl: string,
+  key: string,
+  opts: { serializable?: boolean; timeoutMs?: number } = {},
+): Promise<string | null> {
+  const body = await gatewayCall(
+    clientUrl,
+    "/v3/kv/range",
+    { key: encodeB64(key), serializable: opts.serializable ?? false },
+    opts.timeoutMs,
+  );
+  const kvs = body.kvs as Array<{ value?: string }> | undefined;
+  return kvs === undefined || kvs.length === 0 ? null : decodeB64(kvs[0].value);
+}
+
+/** Reads every key under `prefix` through the gateway, as key → value. */
+export async function gatewayRangePrefix(
+  clientUrl: string,
+  prefix: string,
+  opts: { serializable?: boolean; timeoutMs?: number } = {},
+): Promise<Map<string, string>> {
+  const end = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+  const body = await gatewayCall(
+    clientUrl,
+    "/v3/kv/range",
+    {
+      key: encodeB64(prefix),
+      range_end: encodeB64(end),
+      serializable: opts.serializable ?? false,
+    },
+    opts.timeoutMs,
+  );
+  const out = new Map<string, string>();
+  for (const kv of (body.kvs ?? []) as Array<{ key: string; value?: string }>) {
+    out.set(decodeB64(kv.key), decodeB64(kv.value));
+  }
+  return out;
+}
+
+/**
+ * Single-key compare-and-set through the gateway: if `key`'s value is `expect` (null: the key
+ * is absent), put `value`. Returns whether the comparison held.
+ */
+export async function gatewayCas(
+  clientUrl: string,
+  key: string,
+  expect: string | null,
+  value: string,
+  timeoutMs?: number,
+): Promise<boolean> {
+  // etcd fails every VALUE comparison on an absent key, so absence is asked as version 0.
+  const compare = expect === null
+    ? { key: encodeB64(key), result: "EQUAL", target: "VERSION", version: "0" }
+    : { key: encodeB64(key), result: "EQUAL", target: "VALUE", value: encodeB64(expect) };
+  const body = await gatewayCall(
+    clientUrl,
+    "/v3/kv/txn",
+    {
+      compare: [compare],
+      success: [{ request_put: { key: encodeB64(key), value: encodeB64(value) } }],
+    },
+    timeoutMs,
+  );
+  return body.succeeded === true;
+}
+
+/**
+ * Polls `probe` until it returns something other than `undefined` (errors count as "not yet")
+ * and returns that; throws naming `what` and the last problem once `timeoutMs` has passed.
+ */
+export async function eventually<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "no attempt finished";
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+      last = "not yet";
+    } catch (error) {
+      last = String(error);
+    }
+    await new Promise((r) => setTimeout(r, pollIntervalMs));
+  }
+  throw new Error(`${what}: not within ${timeoutMs} ms (last: ${last})`);
 }

@@ -1,0 +1,43 @@
+/**
+ * etcd's learner rule: a learner member answers only Maintenance.Status and serializable
+ * Range; every other RPC (and every stream) is refused with `etcdserver: rpc not supported for
+ * learner`, so clients move on to a voting member.
+ *
+ * @module
+ */
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Errors } from "./errors.ts";
+
+/** The unary calls a learner serves (etcd's isRPCSupportedForLearner). */
+function servedByLearner(method: DescMethod, request: unknown): boolean {
+  if (method.parent.typeName === "etcdserverpb.Maintenance") return method.name === "Status";
+  if (method.parent.typeName === "etcdserverpb.KV" && method.name === "Range") {
+    return (request as { serializable?: boolean }).serializable === true;
+  }
+  return false;
+}
+
+/** Wraps each method of `impl` so that it refuses what a learner may not serve. */
+export function guardLearner<T extends DescService>(
+  service: T,
+  impl: Partial<ServiceImpl<T>>,
+  isLearner: () => boolean,
+): Partial<ServiceImpl<T>> {
+  const wrapped: Record<string, unknown> = {};
+  for (const method of service.methods) {
+    const fn = (impl as Record<string, unknown>)[method.localName];
+    if (typeof fn !== "function") continue;
+    const call = fn.bind(impl) as (request: unknown, context: HandlerContext) => unknown;
+    wrapped[method.localName] = method.methodKind === "unary"
+      ? (request: unknown, context: HandlerContext) => {
+        if (isLearner() && !servedByLearner(method, request)) throw Errors.learnerNotSupported;
+        return call(request, context);
+      }
+      : async function* (request: unknown, context: HandlerContext) {
+        if (isLearner()) throw Errors.learnerNotSupported;
+        yield* call(request, context) as AsyncIterable<unknown>;
+      };
+  }
+  return wrapped as Partial<ServiceImpl<T>>;
+}
