@@ -4,14 +4,26 @@
  *
  * @module
  */
-import { createConnectRouter } from "@connectrpc/connect";
+import { createConnectRouter, type ServiceImpl } from "@connectrpc/connect";
 import { createFetchHandler } from "@connectrpc/connect/protocol";
 import { Hono } from "hono";
 import type { EtcdServer } from "./etcd_server.ts";
 import { decodeOptions } from "./codec.ts";
 import { mountGateway } from "./gateway.ts";
+import { mountGatewayStream } from "./gateway_stream.ts";
 import { mountHealth, mountMetrics } from "./health.ts";
-import { gatewayRoutes, interceptors, routes, watchDeps } from "./routes.ts";
+import {
+  gatewayRoutes,
+  interceptors,
+  learnerCheck,
+  leaseDeps,
+  routes,
+  watchDeps,
+} from "./routes.ts";
+import { guardLearner } from "./learner_guard.ts";
+import { Lease } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
+import { leaseService } from "./lease_service.ts";
+import { mountLeaseKeepAliveGateway } from "./lease_keepalive_gateway.ts";
 import { watchGatewayHandler } from "./watch_service.ts";
 import { mountWebPage } from "./web_page.ts";
 import { versions } from "./version.ts";
@@ -41,16 +53,15 @@ export function clientApp(server: EtcdServer): Hono {
   });
 
   mountGateway(app, gatewayRoutes(server), maxBodyBytes);
-  // Streaming, so not a unary gateway route: NDJSON lines for as long as the client stays.
-  const watchGateway = watchGatewayHandler(watchDeps(server), maxBodyBytes);
-  for (const path of ["/v3/watch", "/v3beta/watch"]) {
-    app.post(path, (c) => watchGateway(c.req.raw));
-    app.on(
-      ["GET", "PUT", "DELETE", "PATCH"],
-      path,
-      () => new Response("Method Not Allowed\n", { status: 405 }),
-    );
-  }
+  // Streaming, so not unary gateway routes: NDJSON lines for as long as the call lasts.
+  mountGatewayStream(app, "/v3/watch", watchGatewayHandler(watchDeps(server), maxBodyBytes));
+  mountLeaseKeepAliveGateway(
+    app,
+    guardLearner(Lease, leaseService(leaseDeps(server)), learnerCheck(server)) as ServiceImpl<
+      typeof Lease
+    >,
+    maxBodyBytes,
+  );
 
   app.get("/version", (c) => c.json(versions));
   mountHealth(app, server);

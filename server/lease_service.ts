@@ -184,7 +184,7 @@ export type LeaseGatewayMethod = "leaseGrant" | "leaseRevoke" | "leaseTimeToLive
 
 /**
  * The JSON gateway paths of the Lease service (etcd 3.4's `rpc.proto` http rules). The
- * streaming `/v3/lease/keepalive` is not here: the gateway's stream handling serves it.
+ * streaming `/v3/lease/keepalive` is not here: `lease_keepalive_gateway.ts` serves it.
  */
 export const leaseGatewayPaths: readonly { path: string; method: LeaseGatewayMethod }[] = [
   { path: "/v3/lease/grant", method: "leaseGrant" },

@@ -83,11 +83,16 @@ export function watchDeps(server: EtcdServer): WatchServiceDeps {
   };
 }
 
+/** Whether `server` is a learner now (etcd then refuses most RPCs, see learner_guard.ts). */
+export function learnerCheck(server: EtcdServer): () => boolean {
+  return () => server.membership.get(server.memberId)?.isLearner === true;
+}
+
 /** Registers every service of `server` on a Connect router. */
 export function routes(server: EtcdServer): (router: ServiceRegistrar) => void {
   // Each call counts in the grpc_server_* metrics, as etcd's gRPC interceptors count it.
   const metrics = server.metrics;
-  const isLearner = () => server.membership.get(server.memberId)?.isLearner === true;
+  const isLearner = learnerCheck(server);
   /** etcd's gRPC interceptors: the learner rule, then the metrics. */
   const wrap = <T extends DescService>(service: T, impl: Partial<ServiceImpl<T>>) =>
     metrics.instrument(service, guardLearner(service, impl, isLearner)) as ServiceImpl<T>;
@@ -110,7 +115,7 @@ export function routes(server: EtcdServer): (router: ServiceRegistrar) => void {
 /** The JSON gateway's routes over the same service implementations. */
 export function gatewayRoutes(server: EtcdServer): GatewayRoute[] {
   // The gateway calls the same services, behind the same learner rule as gRPC.
-  const isLearner = () => server.membership.get(server.memberId)?.isLearner === true;
+  const isLearner = learnerCheck(server);
   const kv = guardLearner(KV, kvService(server), isLearner) as ServiceImpl<typeof KV>;
   const lease = guardLearner(Lease, leaseService(leaseDeps(server)), isLearner);
   const maintenance = guardLearner(Maintenance, maintenanceService(server), isLearner);

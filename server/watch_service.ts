@@ -22,14 +22,8 @@
  * @module
  */
 import { create, fromJson, type JsonValue, toBinary, toJson } from "@bufbuild/protobuf";
-import {
-  Code,
-  createHandlerContext,
-  type HandlerContext,
-  type ServiceImpl,
-} from "@connectrpc/connect";
+import { createHandlerContext, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { setImmediate } from "node:timers";
-import { BodyTooLargeError } from "../internal/bounded_reader.ts";
 import type { MvccEvent } from "../mvcc/mod.ts";
 import {
   DuplicateWatchIdError,
@@ -54,8 +48,9 @@ import {
 } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
 import { WebWatch } from "../proto/gen/etcdweb/web_watch_pb.ts";
 import { toPbEvent } from "./apply_kv.ts";
-import { Errors, httpStatusFor, toConnectError } from "./errors.ts";
-import { gatewayError } from "./gateway.ts";
+import { Errors, toConnectError } from "./errors.ts";
+import { gatewayStreamHandler } from "./gateway_stream.ts";
+import { goJsonObject } from "./go_json.ts";
 
 /** What the Watch services need from their member (the lead provides it from EtcdServer). */
 export interface WatchServiceDeps {
@@ -512,200 +507,40 @@ export function webWatchService(deps: WatchServiceDeps): ServiceImpl<typeof WebW
 
 // --- JSON gateway ---
 
-/** A request body that is not a sequence of JSON values (Go's decoder words these). */
-class JsonStreamError extends Error {}
-
-/**
- * Splits a request body into JSON values as they arrive (grpc-gateway decodes a bidi body as
- * a stream of messages), each at most `maxValueBytes` long.
- */
-async function* jsonValues(
-  body: ReadableStream<Uint8Array> | null,
-  maxValueBytes: number,
-): AsyncGenerator<string> {
-  if (body === null) return;
-  const decoder = new TextDecoder();
-  let text = "";
-  let depth = 0;
-  let inString = false;
-  let escaped = false;
-  let start = -1;
-  let scanned = 0;
-  for await (const chunk of body) {
-    text += decoder.decode(chunk, { stream: true });
-    for (; scanned < text.length; scanned++) {
-      const ch = text[scanned];
-      if (start < 0) {
-        if (ch === " " || ch === "\n" || ch === "\r" || ch === "\t") continue;
-        if (ch !== "{" && ch !== "[") {
-          throw new JsonStreamError(`invalid character '${ch}' looking for beginning of value`);
-        }
-        start = scanned;
-      }
-      if (inString) {
-        if (escaped) escaped = false;
-        else if (ch === "\\") escaped = true;
-        else if (ch === '"') inString = false;
-      } else if (ch === '"') inString = true;
-      else if (ch === "{" || ch === "[") depth++;
-      else if (ch === "}" || ch === "]") {
-        if (--depth === 0) {
-          if (scanned + 1 - start > maxValueBytes) throw new BodyTooLargeError(maxValueBytes);
-          yield text.slice(start, scanned + 1);
-          text = text.slice(scanned + 1);
-          scanned = -1;
-          start = -1;
-        }
-      }
-    }
-    if (start >= 0 && scanned - start > maxValueBytes) throw new BodyTooLargeError(maxValueBytes);
-    if (start < 0) {
-      text = "";
-      scanned = 0;
-    }
-  }
-  if (start >= 0) throw new JsonStreamError("unexpected EOF");
-}
-
-function decodeWatchRequest(text: string): WatchRequest {
-  let json: JsonValue;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new JsonStreamError("unexpected EOF");
-  }
+function decodeWatchRequest(json: string): WatchRequest {
+  const object = goJsonObject(json);
+  if (object === undefined) return create(WatchRequestSchema);
   // grpc-gateway ignores fields it does not know but refuses bad values.
-  return fromJson(WatchRequestSchema, json, { ignoreUnknownFields: true });
-}
-
-const encoder = new TextEncoder();
-
-function resultLine(wr: WatchResponse): Uint8Array {
-  const result = toJson(WatchResponseSchema, wr, { useProtoFieldName: true });
-  return encoder.encode(JSON.stringify({ result }) + "\n");
-}
-
-/** Go's http.StatusText for the statuses a watch stream can end with. */
-const statusText: Record<number, string> = {
-  400: "Bad Request",
-  404: "Not Found",
-  408: "Request Timeout",
-  412: "Precondition Failed",
-  429: "Too Many Requests",
-  500: "Internal Server Error",
-  501: "Not Implemented",
-  503: "Service Unavailable",
-  504: "Gateway Timeout",
-};
-
-/** grpc-gateway 1.9's error chunk for a stream that failed: `{"error":{...}}`, no newline. */
-function errorChunk(err: unknown): { body: string; status: number } {
-  const ce = toConnectError(err);
-  const status = httpStatusFor(ce.code);
-  const error = {
-    grpc_code: ce.code,
-    http_code: status,
-    message: ce.rawMessage,
-    http_status: statusText[status] ?? "",
-  };
-  return { body: JSON.stringify({ error }), status };
+  return fromJson(WatchRequestSchema, object as JsonValue, { ignoreUnknownFields: true });
 }
 
 /**
  * The gateway's `POST /v3/watch` (and `/v3beta/watch`): the body is a sequence of
  * WatchRequest JSON objects (usually one `{"create_request":{...}}`); the answer streams one
- * `{"result":{...}}` line per response, with proto field names and int64 as strings. A first
- * request that does not decode is answered like grpc-gateway (HTTP 500, code 2); a later one
- * that does not decode ends the requests but not the responses. `Grpc-Metadata-Hasleader:
- * true` is the `hasleader` metadata.
+ * `{"result":{...}}` line per response, with proto field names and int64 as strings. The
+ * session outlives the end of the requests. `Grpc-Metadata-Hasleader: true` is the
+ * `hasleader` metadata.
  */
 export function watchGatewayHandler(
   deps: WatchServiceDeps,
   maxBodyBytes: number,
 ): (request: Request) => Promise<Response> {
-  return async (request) => {
-    const values = jsonValues(request.body, maxBodyBytes);
-    let first: WatchRequest | undefined;
-    try {
-      const head = await values.next();
-      if (!head.done) first = decodeWatchRequest(head.value);
-    } catch (err) {
-      await values.return(undefined).catch(() => {});
-      if (err instanceof BodyTooLargeError) {
-        return gatewayError(Errors.requestTooLarge.message, Errors.requestTooLarge.code);
-      }
-      return gatewayError(err instanceof Error ? err.message : String(err), Code.Unknown);
-    }
-    async function* requests(): AsyncGenerator<WatchRequest> {
-      if (first) yield first;
-      try {
-        for await (const text of values) yield decodeWatchRequest(text);
-      } catch {
-        // As grpc-gateway: a bad later message only closes the sending side.
-      }
-    }
-    // Deno.serve's request.signal also fires once a response completes, so the stream's own
-    // cancel ends the session instead.
-    const abort = new AbortController();
-    const hasLeader = request.headers.get("grpc-metadata-hasleader");
-    const context = createHandlerContext({
-      service: Watch,
-      method: Watch.method.watch,
-      protocolName: "gateway",
-      requestMethod: "POST",
-      url: request.url,
-      requestSignal: abort.signal,
-      requestHeader: hasLeader === null ? {} : { hasleader: hasLeader },
-    });
-    const session = new WatchSession(deps, context, false);
-    const responses = serve(session, () => void session.feed(requests()));
-    // grpc-gateway writes the status with the first response, so a stream that fails at once
-    // (no leader) gets its error status.
-    const onGone = () => abort.abort();
-    request.signal.addEventListener("abort", onGone, { once: true });
-    const head = await nextOrError(responses);
-    request.signal.removeEventListener("abort", onGone);
-    if ("error" in head) {
-      abort.abort();
-      const { body, status } = errorChunk(head.error);
-      return new Response(body, { status, headers: { "content-type": "application/json" } });
-    }
-    let pending: Uint8Array | undefined = head.done ? undefined : resultLine(head.value);
-    const stream = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        if (pending) {
-          controller.enqueue(pending);
-          pending = undefined;
-          return;
-        }
-        const step = await nextOrError(responses);
-        if ("error" in step) {
-          controller.enqueue(encoder.encode(errorChunk(step.error).body));
-          controller.close();
-        } else if (step.done) controller.close();
-        else controller.enqueue(resultLine(step.value));
-      },
-      async cancel() {
-        abort.abort();
-        await responses.return(undefined).catch(() => {});
-      },
-    }, { highWaterMark: 0 });
-    return new Response(stream, {
-      status: 200,
-      headers: {
-        "content-type": "application/json",
-        "grpc-metadata-content-type": "application/grpc",
-      },
-    });
-  };
-}
-
-async function nextOrError<T>(
-  it: AsyncGenerator<T>,
-): Promise<IteratorResult<T> | { error: unknown }> {
-  try {
-    return await it.next();
-  } catch (error) {
-    return { error };
-  }
+  return gatewayStreamHandler<WatchRequest, WatchResponse>({
+    decode: decodeWatchRequest,
+    encode: (wr) => toJson(WatchResponseSchema, wr, { useProtoFieldName: true }),
+    open(requests, signal, request) {
+      const hasLeader = request.headers.get("grpc-metadata-hasleader");
+      const context = createHandlerContext({
+        service: Watch,
+        method: Watch.method.watch,
+        protocolName: "gateway",
+        requestMethod: "POST",
+        url: request.url,
+        requestSignal: signal,
+        requestHeader: hasLeader === null ? {} : { hasleader: hasLeader },
+      });
+      const session = new WatchSession(deps, context, false);
+      return serve(session, () => void session.feed(requests));
+    },
+  }, maxBodyBytes);
 }
