@@ -29,7 +29,7 @@ const maxCapturedChars = 1024 * 1024;
 const datascaleTimeoutMs = 60_000;
 /** `check perf --load=s` writes for a fixed 60 s, then cleans up. */
 const perfTimeoutMs = 90_000;
-/** Set to 1 to run `check perf` (60 s), which is too slow for every CI run. */
+/** Set to 1 to run `check perf` (60 s); `.ci/run` runs it alone after the suite. */
 const slowTestsEnv = "E2E_SLOW";
 
 /** A member for etcdctl to talk to. */
@@ -349,6 +349,7 @@ etcdctlTest(
     strictEqual(res.code, 0);
     deepStrictEqual(await keysUnder(url, "/etcdctl-check-perf/"), []);
   },
-  // 60 s of fixed load: run with E2E_SLOW=1; against ours only (etcd passes it, as measured).
+  // 60 s of fixed load: run with E2E_SLOW=1 (CI does, on its own); against ours only (etcd
+  // passes it, as measured).
   { impls: ["ours"], ignore: Deno.env.get(slowTestsEnv) !== "1" },
 );
