@@ -6,8 +6,20 @@
 
 import { parseArgs } from "node:util";
 import { clusterSizes } from "./cluster.ts";
+import { type LeaseCaseName, leaseCases } from "./lease.ts";
 import { type ClientKind, clientKinds } from "./load.ts";
 import { allTargets, type Target } from "./server_process.ts";
+import {
+  defaultOfferedEventsPerSecond,
+  defaultStreamsPerConn,
+  defaultWatchConns,
+  defaultWatcherCounts,
+  maxPutRate,
+  maxStreamsPerConn,
+  maxWatchers,
+  type WatchCaseName,
+  watchCases,
+} from "./watch.ts";
 import { type CaseName, resolveCases, validateShape, type WorkloadShape } from "./workload.ts";
 
 /** Thrown for a bad command line; main prints it with the usage text. */
@@ -25,8 +37,18 @@ export interface BenchConfig {
   targets: Target[];
   /** Whether the targets were narrowed with --only (then a missing one is an error). */
   onlyGiven: boolean;
-  /** Cases to run, in run order. */
+  /** KV cases to run, in run order. */
   cases: CaseName[];
+  /** Watch fan-out cases to run, in run order (after the KV cases). */
+  watchCases: WatchCaseName[];
+  /** Lease cases to run (after the watch cases). */
+  leaseCases: LeaseCaseName[];
+  /** Watcher counts, each run for every watch case. */
+  watchers: number[];
+  /** Watch streams per HTTP/2 connection. */
+  streamsPerConn: number;
+  /** The watch writer's puts per second, or undefined for the default per watcher count. */
+  putRate?: number;
   /** The gRPC client that generates the load. */
   client: ClientKind;
   /** Concurrent client counts, each run for every case. */
@@ -70,6 +92,9 @@ export const maxRepeat = 10;
 /** Upper bound on concurrent clients. */
 export const maxClients = 1_024;
 
+const watcherDefault = defaultWatcherCounts.join(",");
+const offered = defaultOfferedEventsPerSecond;
+
 /** Usage text. */
 export const usage = `deno task bench [flags]
 
@@ -80,19 +105,29 @@ load and prints req/s and latency for both, with ratios.
                         while mod.ts does not exist)
   --cluster N           run each server as an N-member cluster on loopback (1, 3 or 5;
                         default 1); the load goes to the leader, server CPU sums all members
-  --cases LIST          put, range, all, or case names: put-single, put-random,
-                        range-linearizable, range-serializable (default: all)
+  --cases LIST          groups put, range, all (= put + range), watch, lease, or case names:
+                        put-single, put-random, range-linearizable, range-serializable,
+                        watch-key, watch-prefix, lease-keepalive (default: all)
   --client raw|connect  gRPC client of the load generator: raw (pre-encoded frames on
-                        node:http2, lean; default) or connect (connect-node's client)
-  --clients LIST        concurrent clients, e.g. 1,16,64 (default: 1,16,64)
-  --conns N             HTTP/2 connections (default: min(clients, ${defaultMaxConns}))
+                        node:http2, lean; default) or connect (connect-node's client); the
+                        watch and lease cases always use raw streams
+  --clients LIST        concurrent clients of the KV and lease cases, e.g. 1,16,64
+                        (default: 1,16,64)
+  --conns N             HTTP/2 connections (default: min(clients, ${defaultMaxConns}); for
+                        the watch cases ${defaultWatchConns})
+  --watchers LIST       watcher counts of the watch cases (default: ${watcherDefault})
+  --streams N           watch streams per connection (default ${defaultStreamsPerConn}); the watchers
+                        are spread over conns x streams streams, many per stream
+  --put-rate N          the watch writer's puts/s (default: ${offered} events/s offered,
+                        i.e. ${offered} / watchers puts/s)
   --duration D          measurement window per case and client count, e.g. 5s, 500ms (default 5s)
   --warmup D            unrecorded lead-in before each window (default 1s)
-  --total N             measure N requests instead of a window (bounded at 60 s)
+  --total N             measure N requests instead of a window (bounded at 60 s; KV cases
+                        only, the watch and lease cases always use --duration)
   --repeat N            measure each cell N times and report the attempt that other work on
                         the machine disturbed least (default 1)
   --quick               smoke run: 1s windows, 250ms warm-up, 10k keyspace
-  --keyspace N          distinct keys of put-random (default 100000)
+  --keyspace N          distinct keys of put-random and watch-prefix (default 100000)
   --key-size N          key bytes (default 8)
   --val-size N          value bytes (default 256)
   --seed N              PRNG seed for values and random keys (default 1)
@@ -126,6 +161,27 @@ function list(text: string): string[] {
   return text.split(",").map((s) => s.trim()).filter((s) => s !== "");
 }
 
+/** `--cases` items split into the watch and lease cases (and groups) and the rest (KV). */
+export function splitStreamCases(
+  items: readonly string[],
+): { kv: string[]; watch: WatchCaseName[]; lease: LeaseCaseName[] } {
+  const kv: string[] = [];
+  const watch = new Set<WatchCaseName>();
+  const lease = new Set<LeaseCaseName>();
+  for (const item of items) {
+    if (item === "watch") watchCases.forEach((c) => watch.add(c));
+    else if (item === "lease") leaseCases.forEach((c) => lease.add(c));
+    else if ((watchCases as readonly string[]).includes(item)) watch.add(item as WatchCaseName);
+    else if ((leaseCases as readonly string[]).includes(item)) lease.add(item as LeaseCaseName);
+    else kv.push(item);
+  }
+  return {
+    kv,
+    watch: watchCases.filter((c) => watch.has(c)),
+    lease: leaseCases.filter((c) => lease.has(c)),
+  };
+}
+
 /** Parses the command line; `repoRoot` anchors the default paths. */
 export function parseConfig(args: string[], repoRoot: string): BenchConfig {
   let parsed;
@@ -156,6 +212,9 @@ export function parseConfig(args: string[], repoRoot: string): BenchConfig {
         out: { type: "string" },
         help: { type: "boolean" },
         cluster: { type: "string" },
+        watchers: { type: "string" },
+        streams: { type: "string" },
+        "put-rate": { type: "string" },
       },
     });
   } catch (error) {
@@ -177,9 +236,20 @@ export function parseConfig(args: string[], repoRoot: string): BenchConfig {
     throw new UsageError(`--client must be one of ${clientKinds.join(", ")}`);
   }
 
-  const cases = resolveCases(list(v.cases ?? "all"));
-  if (typeof cases === "string") throw new UsageError(cases);
-  if (cases.length === 0) throw new UsageError("--cases selects no case");
+  const split = splitStreamCases(list(v.cases ?? "all"));
+  const cases = resolveCases(split.kv);
+  if (typeof cases === "string") {
+    throw new UsageError(
+      `${cases}; also: watch, lease, ${[...watchCases, ...leaseCases].join(", ")}`,
+    );
+  }
+  if (cases.length + split.watch.length + split.lease.length === 0) {
+    throw new UsageError("--cases selects no case");
+  }
+  const watchers = list(v.watchers ?? defaultWatcherCounts.join(",")).map((w) =>
+    positiveInt(w, "--watchers", maxWatchers)
+  );
+  if (watchers.length === 0) throw new UsageError("--watchers selects no watcher count");
 
   const clients = list(v.clients ?? "1,16,64").map((c) => positiveInt(c, "--clients", maxClients));
   if (clients.length === 0) throw new UsageError("--clients selects no client count");
@@ -210,6 +280,15 @@ export function parseConfig(args: string[], repoRoot: string): BenchConfig {
     targets,
     onlyGiven: v.only !== undefined,
     cases,
+    watchCases: split.watch,
+    leaseCases: split.lease,
+    watchers,
+    streamsPerConn: v.streams !== undefined
+      ? positiveInt(v.streams, "--streams", maxStreamsPerConn)
+      : defaultStreamsPerConn,
+    putRate: v["put-rate"] !== undefined
+      ? positiveInt(v["put-rate"], "--put-rate", maxPutRate)
+      : undefined,
     client,
     clients,
     conns: v.conns !== undefined ? positiveInt(v.conns, "--conns", maxClients) : undefined,

@@ -83,7 +83,16 @@ Deno.test("parseConfig flags", async (t) => {
     const bad = [
       ["--only", "both"],
       ["--client", "grpc-js"],
-      ["--cases", "watch"],
+      ["--cases", "txn"],
+      ["--cases", "watch-range"],
+      ["--watchers", "0"],
+      ["--watchers", "10001"],
+      ["--watchers", ","],
+      ["--streams", "0"],
+      ["--streams", "257"],
+      ["--put-rate", "0"],
+      ["--put-rate", "1.5"],
+      ["--put-rate", "100001"],
       ["--cases", ","],
       ["--clients", "0"],
       ["--clients", "x"],
@@ -97,5 +106,41 @@ Deno.test("parseConfig flags", async (t) => {
       ["positional"],
     ];
     for (const args of bad) throws(() => parseConfig(args, "/r"), UsageError, args.join(" "));
+  });
+});
+
+Deno.test("parseConfig: watch and lease cases and their flags", async (t) => {
+  await t.step("defaults: no stream case; 100 and 1000 watchers, 4 streams, default rate", () => {
+    const c = parseConfig([], "/r");
+    deepStrictEqual(c.watchCases, []);
+    deepStrictEqual(c.leaseCases, []);
+    deepStrictEqual(c.watchers, [100, 1000]);
+    strictEqual(c.streamsPerConn, 4);
+    strictEqual(c.putRate, undefined);
+  });
+  await t.step("groups and names mix with KV cases, each kind in run order", () => {
+    const c = parseConfig(["--cases", "lease,watch-prefix,range-serializable,watch-key"], "/r");
+    deepStrictEqual(c.cases, ["range-serializable"]);
+    deepStrictEqual(c.watchCases, ["watch-key", "watch-prefix"]);
+    deepStrictEqual(c.leaseCases, ["lease-keepalive"]);
+    const w = parseConfig(["--cases", "watch"], "/r");
+    deepStrictEqual(w.cases, []);
+    deepStrictEqual(w.watchCases, ["watch-key", "watch-prefix"]);
+    deepStrictEqual(w.leaseCases, []);
+  });
+  await t.step("--watchers, --streams, --put-rate", () => {
+    const c = parseConfig(
+      ["--cases", "watch-key", "--watchers", "1000,10", "--streams", "8", "--put-rate", "250"],
+      "/r",
+    );
+    deepStrictEqual(c.watchers, [1000, 10]);
+    strictEqual(c.streamsPerConn, 8);
+    strictEqual(c.putRate, 250);
+  });
+  await t.step("an unknown case names the stream cases too", () => {
+    throws(
+      () => parseConfig(["--cases", "watch-range"], "/r"),
+      (e: unknown) => e instanceof UsageError && /watch-key/.test(e.message),
+    );
   });
 });

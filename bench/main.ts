@@ -10,13 +10,18 @@ import { fileURLToPath } from "node:url";
 import { type BenchConfig, defaultMaxConns, parseConfig, usage, UsageError } from "./cli.ts";
 import { startClusterServer } from "./cluster.ts";
 import { processCpuSeconds } from "./cpu.ts";
+import { leaseCaseTitle, type LeaseResult, runLease } from "./lease.ts";
 import { type ClientKind, type LoadOptions, type LoadResult, runLoad } from "./load.ts";
 import { measureGenerator } from "./overhead.ts";
 import {
   type CaseRun,
   type GeneratorRun,
+  type LeaseRun,
   renderCaseTables,
   renderGeneratorTable,
+  renderLeaseTables,
+  renderWatchTables,
+  type WatchRun,
 } from "./report.ts";
 import {
   type LaunchConfig,
@@ -26,6 +31,14 @@ import {
   type Target,
   targetAvailable,
 } from "./server_process.ts";
+import {
+  defaultPutRate,
+  defaultWatchConns,
+  processRssBytes,
+  runWatch,
+  watchCaseTitle,
+  type WatchResult,
+} from "./watch.ts";
 import { prepareCase, type PreparedCase } from "./workload.ts";
 
 /** Count mode never measures longer than this per (case, clients). */
@@ -116,7 +129,7 @@ function loadOptions(config: BenchConfig, clients: number): LoadOptions {
  * The attempt that other work on the machine disturbed least. The choice looks only at the
  * other-CPU figure, never at the result, so it does not favour either server.
  */
-function leastDisturbed(attempts: LoadResult[]): LoadResult {
+function leastDisturbed<T extends { otherCpuPct?: number }>(attempts: T[]): T {
   return attempts.reduce((best, a) =>
     (a.otherCpuPct ?? Infinity) < (best.otherCpuPct ?? Infinity) ? a : best
   );
@@ -130,13 +143,103 @@ function progress(text: string): void {
 /** The server currently running, so that a signal can stop it. */
 let running: ServerHandle | undefined;
 
+/** Figures of every case kind, filled in as the targets run. */
+interface Runs {
+  kv: CaseRun[];
+  watch: WatchRun[];
+  lease: LeaseRun[];
+}
+
+/** Counts watch runs, so that each uses keys of its own on a server shared by several runs. */
+let watchRunCount = 0;
+
+async function runStreamCases(
+  target: Target,
+  config: BenchConfig,
+  server: ServerHandle,
+  serverCpu: () => Promise<number>,
+  runs: Runs,
+): Promise<void> {
+  for (const caseName of config.watchCases) {
+    for (const watchers of config.watchers) {
+      const attempts: WatchResult[] = [];
+      for (let i = 0; i < config.repeat; i++) {
+        attempts.push(
+          await runWatch(server.clientUrl, {
+            caseName,
+            watchers,
+            conns: config.conns ?? defaultWatchConns,
+            streamsPerConn: config.streamsPerConn,
+            putRate: config.putRate ?? defaultPutRate(watchers),
+            warmupMs: config.warmupMs,
+            durationMs: config.durationMs,
+            runTag: `r${++watchRunCount}`,
+            keyDigits: config.shape.keySize,
+            keyspace: config.shape.keyspace,
+            seed: config.shape.seed,
+          }, { cpu: serverCpu, rssBytes: () => processRssBytes(server.pid) }),
+        );
+      }
+      const result = leastDisturbed(attempts);
+      runs.watch.push({
+        target,
+        caseName,
+        title: watchCaseTitle(caseName, config.putRate),
+        watchers,
+        result,
+        ...(attempts.length > 1 ? { attempts } : {}),
+      });
+      progress(
+        `[${target}] ${caseName} watchers=${watchers}: ${result.eventsPerSecond.toFixed(0)} ` +
+          `events/s, p99 ${result.latency.p99Ms.toFixed(2)} ms` +
+          (result.errors || result.putErrors
+            ? `, ${result.errors + result.putErrors} errors (first: ${result.firstError})`
+            : ""),
+      );
+    }
+  }
+  for (const caseName of config.leaseCases) {
+    for (const clients of config.clients) {
+      const conns = Math.min(config.conns ?? Math.min(clients, defaultMaxConns), clients);
+      const attempts: LeaseResult[] = [];
+      for (let i = 0; i < config.repeat; i++) {
+        attempts.push(
+          await runLease(server.clientUrl, {
+            clients,
+            conns,
+            warmupMs: config.warmupMs,
+            durationMs: config.durationMs,
+            drainTimeoutMs,
+          }, serverCpu),
+        );
+      }
+      const result = leastDisturbed(attempts);
+      runs.lease.push({
+        target,
+        caseName,
+        title: leaseCaseTitle(),
+        clients,
+        conns,
+        result,
+        ...(attempts.length > 1 ? { attempts } : {}),
+      });
+      progress(
+        `[${target}] ${caseName} clients=${clients}: ${result.grantsPerSecond.toFixed(0)} ` +
+          `grants/s, ${result.keepAlivesPerSecond.toFixed(0)} keep-alives/s` +
+          (result.errors ? `, ${result.errors} errors (first: ${result.firstError})` : ""),
+      );
+    }
+  }
+}
+
 async function runTarget(
   target: Target,
   config: BenchConfig,
   launch: LaunchConfig,
   cases: PreparedCase[],
-  runs: CaseRun[],
+  allRuns: Runs,
 ): Promise<void> {
+  const runs = allRuns.kv;
   progress(
     `[${target}] starting${config.cluster > 1 ? ` a ${config.cluster}-member cluster` : ""}`,
   );
@@ -176,6 +279,7 @@ async function runTarget(
         );
       }
     }
+    await runStreamCases(target, config, server, serverCpu, allRuns);
   } finally {
     running = undefined;
     await server.stop();
@@ -189,6 +293,8 @@ async function runTarget(
  * would pay for the generator's JIT warm-up.
  */
 async function warmGenerator(config: BenchConfig, cases: PreparedCase[]): Promise<void> {
+  // The watch and lease cases warm up against each server instead: no trivial server speaks them.
+  if (cases.length === 0) return;
   const clients = Math.max(...config.clients);
   for (const testCase of cases) {
     await measureGenerator(testCase, {
@@ -276,8 +382,10 @@ export async function main(args: string[]): Promise<number> {
   const cases = config.cases.map((name) => prepareCase(name, config.shape));
   progress("[generator] warming up");
   await warmGenerator(config, cases);
-  const generator = config.skipOverhead ? [] : await measureOverhead(config, cases);
-  const runs: CaseRun[] = [];
+  const generator = config.skipOverhead || cases.length === 0
+    ? []
+    : await measureOverhead(config, cases);
+  const runs: Runs = { kv: [], watch: [], lease: [] };
   let failed = false;
   for (const target of targets) {
     try {
@@ -305,22 +413,38 @@ export async function main(args: string[]): Promise<number> {
     repeat,
     ...notes,
   ];
-  const firstErrors = runs.filter((r) => r.result.firstError !== undefined)
-    .map((r) => `${r.target} ${r.caseName} clients=${r.clients}: ${r.result.firstError}`);
+  const firstErrors = [
+    ...runs.kv.filter((r) => r.result.firstError !== undefined)
+      .map((r) => `${r.target} ${r.caseName} clients=${r.clients}: ${r.result.firstError}`),
+    ...runs.watch.filter((r) => r.result.firstError !== undefined)
+      .map((r) => `${r.target} ${r.caseName} watchers=${r.watchers}: ${r.result.firstError}`),
+    ...runs.lease.filter((r) => r.result.firstError !== undefined)
+      .map((r) => `${r.target} ${r.caseName} clients=${r.clients}: ${r.result.firstError}`),
+  ];
   console.log(
     [
       "",
       ...header.map((h) => (config.markdown ? `_${h}_` : h)),
       "",
       generator.length ? renderGeneratorTable(generator, config.markdown) : "",
-      renderCaseTables(runs, config.markdown),
+      renderCaseTables(runs.kv, config.markdown),
+      renderWatchTables(runs.watch, config.markdown),
+      renderLeaseTables(runs.lease, config.markdown),
       ...firstErrors.map((e) => `error seen: ${e}`),
     ].filter((s, i, all) => !(s === "" && all[i - 1] === "")).join("\n"),
   );
 
   await Deno.mkdir(config.outDir, { recursive: true });
   const stamp = env.startedAt.replace(/[:.]/g, "-");
-  const dump = { env, config, notes, generator, runs };
+  const dump = {
+    env,
+    config,
+    notes,
+    generator,
+    runs: runs.kv,
+    watchRuns: runs.watch,
+    leaseRuns: runs.lease,
+  };
   const json = JSON.stringify(dump, null, 2);
   const file = `${config.outDir}/bench-${stamp}.json`;
   await Deno.writeTextFile(file, json);

@@ -11,7 +11,20 @@ export {
   parseProcessStat,
   processCpuSeconds,
 } from "./cpu.ts";
-export { type BenchConfig, parseConfig, parseDuration, usage, UsageError } from "./cli.ts";
+export {
+  type BenchConfig,
+  parseConfig,
+  parseDuration,
+  splitStreamCases,
+  usage,
+  UsageError,
+} from "./cli.ts";
+export {
+  type CpuWindow,
+  microsPerOperation,
+  startCpuWindow,
+  type WindowCpu,
+} from "./cpu_window.ts";
 export {
   type BenchMember,
   clusterMemberFlags,
@@ -45,13 +58,21 @@ export {
 } from "./trivial_server.ts";
 export {
   type CaseRun,
+  formatKiB,
   formatMs,
   formatRatio,
   type GeneratorRun,
+  leaseRatioLegend,
+  type LeaseRun,
   ratioLegend,
   renderCaseTables,
   renderGeneratorTable,
+  renderLeaseTables,
   renderTable,
+  renderWatchTables,
+  watchMemoryLegend,
+  watchRatioLegend,
+  type WatchRun,
 } from "./report.ts";
 export {
   allTargets,
@@ -66,6 +87,69 @@ export {
   targetAvailable,
 } from "./server_process.ts";
 export { Histogram, type HistogramOptions, type LatencySummary, percentile } from "./stats.ts";
+export {
+  advertisedMaxStreams,
+  type BidiStreamHandlers,
+  clientWindowBytes,
+  GrpcMessageReader,
+  maxStreamMessageBytes,
+  openSession,
+  ProtoReader,
+  RawBidiStream,
+  unaryOnSession,
+  WireType,
+} from "./grpc_stream.ts";
+export {
+  keepAliveFrame,
+  type KeepAliveScan,
+  type LeaseCaseName,
+  leaseCases,
+  leaseCaseTitle,
+  leaseGrantFrame,
+  leaseGrantPath,
+  type LeaseGrantScan,
+  leaseKeepAlivePath,
+  type LeaseOptions,
+  type LeaseResult,
+  leaseTtlSeconds,
+  runLease,
+  scanKeepAliveResponse,
+  scanLeaseGrantResponse,
+} from "./lease.ts";
+export {
+  catchUpTimeoutMs,
+  decodeTimestampValue,
+  defaultOfferedEventsPerSecond,
+  defaultPutRate,
+  defaultStreamsPerConn,
+  defaultWatchConns,
+  defaultWatcherCounts,
+  encodeTimestampValue,
+  maxOutstandingPuts,
+  maxPutRate,
+  maxStreamsPerConn,
+  maxWatchers,
+  parseVmRssBytes,
+  processRssBytes,
+  PutFrames,
+  putsDue,
+  runWatch,
+  scanWatchResponse,
+  type ServerProbes,
+  timestampValueBytes,
+  type WatchCaseName,
+  watchCases,
+  watchCaseTitle,
+  watchCreateFrame,
+  watchersPerStream,
+  type WatchOptions,
+  watchPath,
+  watchProgressFrame,
+  type WatchResponseScan,
+  type WatchResult,
+  type WatchTarget,
+  watchTarget,
+} from "./watch.ts";
 export {
   allCases,
   caseGroups,

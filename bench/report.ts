@@ -4,8 +4,10 @@
  * @module
  */
 
+import type { LeaseCaseName, LeaseResult } from "./lease.ts";
 import type { LoadResult } from "./load.ts";
 import type { Target } from "./server_process.ts";
+import { catchUpTimeoutMs, type WatchCaseName, type WatchResult } from "./watch.ts";
 import type { CaseName } from "./workload.ts";
 
 /** One measured (target, case, clients) cell. */
@@ -83,11 +85,16 @@ function formatPct(pct: number | undefined): string {
   return pct === undefined || !Number.isFinite(pct) ? "-" : `${pct.toFixed(0)}%`;
 }
 
-function isDisturbed(r: LoadResult): boolean {
+/** Anything measured with the other-CPU figure. */
+interface Disturbable {
+  otherCpuPct?: number;
+}
+
+function isDisturbed(r: Disturbable): boolean {
   return r.otherCpuPct !== undefined && r.otherCpuPct > disturbedOtherCpuPct;
 }
 
-function formatOther(r: LoadResult): string {
+function formatOther(r: Disturbable): string {
   return formatPct(r.otherCpuPct) + (isDisturbed(r) ? " !" : "");
 }
 
@@ -225,4 +232,243 @@ export function renderGeneratorTable(runs: GeneratorRun[], markdown: boolean): s
     ...legends.flatMap((l) => ["", markdown ? `_${l}_` : l]),
     "",
   ].join("\n");
+}
+
+/** One measured (target, watch case, watchers) cell. */
+export interface WatchRun {
+  /** Which server. */
+  target: Target;
+  /** Which case. */
+  caseName: WatchCaseName;
+  /** The case's description. */
+  title: string;
+  /** Watches opened. */
+  watchers: number;
+  /** Figures (with --repeat: the least disturbed attempt). */
+  result: WatchResult;
+  /** With --repeat: every attempt, in run order. */
+  attempts?: WatchResult[];
+}
+
+/** One measured (target, lease case, clients) cell. */
+export interface LeaseRun {
+  /** Which server. */
+  target: Target;
+  /** Which case. */
+  caseName: LeaseCaseName;
+  /** The case's description. */
+  title: string;
+  /** Concurrent clients. */
+  clients: number;
+  /** HTTP/2 connections. */
+  conns: number;
+  /** Figures (with --repeat: the least disturbed attempt). */
+  result: LeaseResult;
+  /** With --repeat: every attempt, in run order. */
+  attempts?: LeaseResult[];
+}
+
+/** What the ratio rows of the watch tables mean. */
+export const watchRatioLegend = "ratio: events/s is ours/etcd; latency and server µs/event are " +
+  "etcd/ours; so > 1 means ours is better in every column";
+
+/** What the memory column of the watch tables means, and why it has no ratio. */
+export const watchMemoryLegend = "memory/watcher: growth of the server's VmRSS while the " +
+  "watches were created (their streams were already open), over the watcher count; no ratio: " +
+  "a garbage-collected heap with free space from earlier cases grows little or not at all, so " +
+  "the figure is a lower bound that is only indicative";
+
+/** What the ratio rows of the lease tables mean. */
+export const leaseRatioLegend = "ratio: grants/s and keep-alives/s are ours/etcd; latency and " +
+  "server µs/op are etcd/ours; so > 1 means ours is better in every column";
+
+/** Bytes as KiB with one decimal (negative when memory shrank), or "-". */
+export function formatKiB(bytes: number | undefined): string {
+  return bytes !== undefined && Number.isFinite(bytes) ? `${(bytes / 1024).toFixed(1)} KiB` : "-";
+}
+
+const watchHeader = [
+  "watchers",
+  "server",
+  "puts/s",
+  "events/s",
+  "p50 ms",
+  "p99 ms",
+  "missing",
+  "errors",
+  "memory/watcher",
+  "server CPU",
+  "server µs/event",
+  "gen CPU",
+  "other CPU",
+];
+
+function watchCells(label: string, r: WatchResult): string[] {
+  return [
+    String(r.watchers),
+    label,
+    formatRate(r.putsPerSecond),
+    formatRate(r.eventsPerSecond),
+    formatMs(r.latency.p50Ms),
+    formatMs(r.latency.p99Ms),
+    String(r.missingEvents),
+    String(r.errors + r.putErrors),
+    formatKiB(r.memoryPerWatcherBytes),
+    formatPct(r.serverCpuPct),
+    formatMicros(r.serverCpuMicrosPerEvent),
+    formatPct(r.clientCpuPct),
+    formatOther(r),
+  ];
+}
+
+function watchRatioCells(ours: WatchResult, etcd: WatchResult): string[] {
+  return [
+    String(ours.watchers),
+    "ratio",
+    "",
+    formatRatio(ours.eventsPerSecond, etcd.eventsPerSecond),
+    formatRatio(etcd.latency.p50Ms, ours.latency.p50Ms),
+    formatRatio(etcd.latency.p99Ms, ours.latency.p99Ms),
+    "",
+    "",
+    "",
+    "",
+    formatRatio(etcd.serverCpuMicrosPerEvent, ours.serverCpuMicrosPerEvent),
+    "",
+    "",
+  ];
+}
+
+function pushLegends(out: string[], legends: string[], markdown: boolean): void {
+  // Markdown needs a paragraph per legend; plain text reads better as consecutive lines.
+  for (const [i, l] of legends.entries()) {
+    if (markdown || i === 0) out.push("");
+    out.push(markdown ? `_${l}_` : l);
+  }
+}
+
+/**
+ * One table per watch case: a row per (watchers, server), a ratio row when both were measured,
+ * and a line on the stream layout and the streams per connection each server allows.
+ */
+export function renderWatchTables(runs: WatchRun[], markdown: boolean): string {
+  const out: string[] = [];
+  for (const caseName of [...new Set(runs.map((r) => r.caseName))]) {
+    const ofCase = runs.filter((r) => r.caseName === caseName);
+    const rows: string[][] = [];
+    let anyRatio = false;
+    for (const watchers of [...new Set(ofCase.map((r) => r.watchers))]) {
+      const etcd = ofCase.find((r) => r.watchers === watchers && r.target === "etcd");
+      const ours = ofCase.find((r) => r.watchers === watchers && r.target === "ours");
+      if (etcd) rows.push(watchCells("etcd", etcd.result));
+      if (ours) rows.push(watchCells("ours", ours.result));
+      if (etcd && ours) {
+        rows.push(watchRatioCells(ours.result, etcd.result));
+        anyRatio = true;
+      }
+    }
+    const title = `${caseName}: ${ofCase[0].title}`;
+    out.push(markdown ? `#### ${title}` : title, "");
+    out.push(renderTable(watchHeader, rows, markdown));
+    const layouts = [
+      ...new Set(ofCase.map((r) => `${r.result.streams} streams on ${r.result.conns} connections`)),
+    ];
+    const advertised = [...new Set(ofCase.map((r) => r.target))].map((t) => {
+      const max = ofCase.find((r) => r.target === t)?.result.serverMaxStreamsPerConn;
+      return `${t} ${max ?? "no limit"}`;
+    });
+    const legends = [
+      `watchers spread over ${layouts.join(" / ")}, many watches per stream; ` +
+      `streams per connection each server allows: ${advertised.join(", ")}; ` +
+      `missing: events not received ${catchUpTimeoutMs / 1000} s after the last put was answered`,
+      watchMemoryLegend,
+      ...(anyRatio ? [watchRatioLegend] : []),
+      ...(ofCase.some((r) => isDisturbed(r.result)) ? [disturbedLegend] : []),
+    ];
+    pushLegends(out, legends, markdown);
+    out.push("");
+  }
+  return out.join("\n");
+}
+
+const leaseHeader = [
+  "clients",
+  "server",
+  "grants/s",
+  "grant p50 ms",
+  "grant p99 ms",
+  "keep-alives/s",
+  "keep-alive p50 ms",
+  "keep-alive p99 ms",
+  "errors",
+  "server CPU",
+  "server µs/op",
+  "gen CPU",
+  "other CPU",
+];
+
+function leaseCells(clients: number, label: string, r: LeaseResult): string[] {
+  return [
+    String(clients),
+    label,
+    formatRate(r.grantsPerSecond),
+    formatMs(r.grantLatency.p50Ms),
+    formatMs(r.grantLatency.p99Ms),
+    formatRate(r.keepAlivesPerSecond),
+    formatMs(r.keepAliveLatency.p50Ms),
+    formatMs(r.keepAliveLatency.p99Ms),
+    String(r.errors),
+    formatPct(r.serverCpuPct),
+    formatMicros(r.serverCpuMicrosPerOp),
+    formatPct(r.clientCpuPct),
+    formatOther(r),
+  ];
+}
+
+function leaseRatioCells(clients: number, ours: LeaseResult, etcd: LeaseResult): string[] {
+  return [
+    String(clients),
+    "ratio",
+    formatRatio(ours.grantsPerSecond, etcd.grantsPerSecond),
+    formatRatio(etcd.grantLatency.p50Ms, ours.grantLatency.p50Ms),
+    formatRatio(etcd.grantLatency.p99Ms, ours.grantLatency.p99Ms),
+    formatRatio(ours.keepAlivesPerSecond, etcd.keepAlivesPerSecond),
+    formatRatio(etcd.keepAliveLatency.p50Ms, ours.keepAliveLatency.p50Ms),
+    formatRatio(etcd.keepAliveLatency.p99Ms, ours.keepAliveLatency.p99Ms),
+    "",
+    "",
+    formatRatio(etcd.serverCpuMicrosPerOp, ours.serverCpuMicrosPerOp),
+    "",
+    "",
+  ];
+}
+
+/** One table per lease case: a row per (clients, server), and a ratio row when both ran. */
+export function renderLeaseTables(runs: LeaseRun[], markdown: boolean): string {
+  const out: string[] = [];
+  for (const caseName of [...new Set(runs.map((r) => r.caseName))]) {
+    const ofCase = runs.filter((r) => r.caseName === caseName);
+    const rows: string[][] = [];
+    let anyRatio = false;
+    for (const clients of [...new Set(ofCase.map((r) => r.clients))]) {
+      const etcd = ofCase.find((r) => r.clients === clients && r.target === "etcd");
+      const ours = ofCase.find((r) => r.clients === clients && r.target === "ours");
+      if (etcd) rows.push(leaseCells(clients, "etcd", etcd.result));
+      if (ours) rows.push(leaseCells(clients, "ours", ours.result));
+      if (etcd && ours) {
+        rows.push(leaseRatioCells(clients, ours.result, etcd.result));
+        anyRatio = true;
+      }
+    }
+    const title = `${caseName}: ${ofCase[0].title}`;
+    out.push(markdown ? `#### ${title}` : title, "");
+    out.push(renderTable(leaseHeader, rows, markdown));
+    const legends = [
+      ...(anyRatio ? [leaseRatioLegend] : []),
+      ...(ofCase.some((r) => isDisturbed(r.result)) ? [disturbedLegend] : []),
+    ];
+    pushLegends(out, legends, markdown);
+    out.push("");
+  }
+  return out.join("\n");
 }
