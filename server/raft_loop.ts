@@ -99,7 +99,10 @@ export class RaftLoop {
   #done: Promise<void> | null = null;
   #ticker: ReturnType<typeof setInterval> | undefined;
   #readSeq = 0;
-  #pendingReads = new Map<string, PendingRead>();
+  /** ReadIndex requests raft is confirming, by context, each with the reads it serves. */
+  #pendingReads = new Map<string, PendingRead[]>();
+  /** Reads that arrived while a request was in flight: they share the next one. */
+  #nextReads: PendingRead[] = [];
   /** Sorted by index; waiters resolve once applied reaches their index. */
   #appliedWaiters: AppliedWaiter[] = [];
   #stopError: Error | null = null;
@@ -170,23 +173,37 @@ export class RaftLoop {
     return result;
   }
 
-  /** A linearizable read point: resolves with an index once raft confirms it (ReadIndex). */
+  /**
+   * A linearizable read point: resolves with an index once raft confirms it (ReadIndex).
+   * Reads are batched as etcd batches them: while one request is being confirmed (a heartbeat
+   * round on the leader), reads that arrive wait and then share the next request. A read
+   * never shares a request issued before it arrived, which would not cover writes that
+   * completed before the read began (Raft thesis §6.4).
+   */
   readIndex(): Promise<number> {
     if (this.#stopError) return Promise.reject(this.#stopError);
-    const key = String(++this.#readSeq);
-    const ctx = new TextEncoder().encode(key);
     const deadline = performance.now() + (this.#options.readTimeoutMs ?? 5000);
     const promise = new Promise<number>((resolve, reject) => {
-      this.#pendingReads.set(key, { resolve, reject, deadline });
+      this.#nextReads.push({ resolve, reject, deadline });
     });
-    try {
-      this.#node.readIndex(ctx);
-    } catch (err) {
-      this.#pendingReads.delete(key);
-      return Promise.reject(err);
-    }
-    this.notify();
+    if (this.#pendingReads.size === 0) this.#issueReads();
     return promise;
+  }
+
+  /** Sends one ReadIndex request for every read waiting for one. */
+  #issueReads(): void {
+    if (this.#nextReads.length === 0) return;
+    const batch = this.#nextReads;
+    this.#nextReads = [];
+    const key = String(++this.#readSeq);
+    try {
+      this.#node.readIndex(new TextEncoder().encode(key));
+    } catch (err) {
+      for (const read of batch) read.reject(err);
+      return;
+    }
+    this.#pendingReads.set(key, batch);
+    this.notify();
   }
 
   /** Resolves once entries up to `index` are applied. */
@@ -201,21 +218,27 @@ export class RaftLoop {
     });
   }
 
-  /** Fails reads past their deadline; the map is in insertion (and so deadline) order. */
+  /**
+   * Fails a request whose oldest read is past its deadline (its answer may never come: the
+   * message was lost, or no quorum answers), then sends the next batch.
+   */
   #expireReads(): void {
     if (this.#pendingReads.size === 0) return;
     const now = performance.now();
-    for (const [key, read] of this.#pendingReads) {
-      if (read.deadline > now) break;
+    for (const [key, batch] of this.#pendingReads) {
+      if (batch[0].deadline > now) break;
       this.#pendingReads.delete(key);
-      read.reject(new ReadIndexTimeoutError());
+      for (const read of batch) read.reject(new ReadIndexTimeoutError());
     }
+    if (this.#pendingReads.size === 0) this.#issueReads();
   }
 
   /** Fails everything still waiting on this loop. */
   #rejectWaiters(err: unknown): void {
-    for (const read of this.#pendingReads.values()) read.reject(err);
+    for (const batch of this.#pendingReads.values()) for (const read of batch) read.reject(err);
     this.#pendingReads.clear();
+    for (const read of this.#nextReads) read.reject(err);
+    this.#nextReads = [];
     for (const waiter of this.#appliedWaiters) waiter.reject(err);
     this.#appliedWaiters = [];
   }
@@ -286,8 +309,12 @@ export class RaftLoop {
       // Raft drops a deposed leader's pending reads; their waiters learn it here, as etcd's
       // "leader changed", rather than at the timeout.
       if (rd.softState.lead !== this.#lastLead && this.#lastLead !== 0n) {
-        for (const read of this.#pendingReads.values()) read.reject(new LeaderChangedError());
+        for (const batch of this.#pendingReads.values()) {
+          for (const read of batch) read.reject(new LeaderChangedError());
+        }
         this.#pendingReads.clear();
+        // Reads that arrived since ask the new leader (after this turn, outside ready()).
+        if (this.#nextReads.length > 0) queueMicrotask(() => this.#issueReads());
       }
       this.#lastLead = rd.softState.lead;
       this.#hooks.onSoftState?.(rd.softState);
@@ -308,11 +335,12 @@ export class RaftLoop {
     this.#releaseAppliedWaiters(this.#node.log.applied);
     for (const rs of rd.readStates) {
       const key = new TextDecoder().decode(rs.requestCtx);
-      const read = this.#pendingReads.get(key);
-      if (!read) continue;
+      const batch = this.#pendingReads.get(key);
+      if (!batch) continue;
       this.#pendingReads.delete(key);
-      read.resolve(rs.index);
+      for (const read of batch) read.resolve(rs.index);
     }
+    if (this.#pendingReads.size === 0) this.#issueReads();
   }
 
   #releaseAppliedWaiters(applied: number): void {

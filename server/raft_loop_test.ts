@@ -149,3 +149,43 @@ Deno.test("a read index the leader never confirms fails at its deadline", async 
     await loop.stop(new Error("test over"));
   }
 });
+
+Deno.test("reads arriving while a read index is confirmed share the next request", async () => {
+  const storage = new GatedStorage();
+  const sent: Message[] = [];
+  const loop = followerLoop(storage, sent);
+  loop.start();
+  try {
+    loop.step(appendFromLeader([]));
+    await storage.started(1);
+    storage.saves[0].done();
+    const requests = () => sent.filter((m) => m.type === MessageType.readIndex);
+    const waitFor = async (what: string, cond: () => boolean) => {
+      const deadline = Date.now() + 5000;
+      while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      strictEqual(cond(), true, what);
+    };
+    const outcome = (p: Promise<number>) => p.then((i) => i, (e: Error) => e.message);
+    const first = outcome(loop.readIndex());
+    const second = outcome(loop.readIndex());
+    const third = outcome(loop.readIndex());
+    await waitFor("the first request is sent", () => requests().length === 1);
+    // The request context travels in the message's one entry, as in etcd's raft.
+    const answer = (request: Message, index: number): Message => ({
+      ...appendFromLeader([]),
+      type: MessageType.readIndexResp,
+      index,
+      entries: request.entries,
+    });
+    loop.step(answer(requests()[0], 0));
+    strictEqual(await first, 0);
+    // The two later reads did not ride on the first request: they get one of their own.
+    await waitFor("one more request for both", () => requests().length === 2);
+    loop.step(answer(requests()[1], 0));
+    deepStrictEqual(await Promise.all([second, third]), [0, 0]);
+    strictEqual(requests().length, 2);
+  } finally {
+    for (const s of storage.saves) s.done();
+    await loop.stop(new Error("test over"));
+  }
+});
