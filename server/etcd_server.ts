@@ -88,6 +88,14 @@ function removedError(): Error {
   return new Error("the member has been permanently removed from the cluster");
 }
 
+/** The file in `member/snap` where a backend received from the leader waits to be installed. */
+const receivedBackendName = "received.db";
+
+/** True when `path` exists. */
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
+
 /** How long a removed member keeps answering before it stops. */
 const removedStopDelayMs = 1000;
 
@@ -307,7 +315,7 @@ export class EtcdServer {
 
   /** Where a backend received with a snapshot waits for raft to install it. */
   get #receivedBackendPath(): string {
-    return join(this.#paths.snapDir, "received.db");
+    return join(this.#paths.snapDir, receivedBackendName);
   }
 
   /** A consistent copy of the backend, streamed to a follower after a MsgSnap. */
@@ -634,6 +642,20 @@ export class EtcdServer {
       restore = { hardState: null, marker: { index: 0, term: 0 }, entries: [] };
     }
     const store = MvccStore.open(paths.dbPath);
+    const received = join(paths.snapDir, receivedBackendName);
+    if (restore.marker.index > store.consistentIndex()) {
+      // The WAL recorded a snapshot from the leader whose backend was not installed yet.
+      if (!(await exists(received))) {
+        store.close();
+        await wal.close();
+        throw new Error(
+          `the WAL starts at index ${restore.marker.index} but the backend has only applied ` +
+            `${store.consistentIndex()}, and no received backend is left to install`,
+        );
+      }
+      store.restoreFrom(received);
+    }
+    await Deno.remove(received).catch(() => {});
     const membership = new Membership(store);
     if (founders && membership.isEmpty) {
       for (const m of founders) membership.put(m);

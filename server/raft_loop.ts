@@ -260,10 +260,11 @@ export class RaftLoop {
         // are applied and answered before this turn's new entries go to disk: otherwise every
         // write would wait for the next batch's fdatasync as well as its own.
         this.#applyCommitted(rd);
-        // The received backend replaces ours before the WAL records the snapshot: a crash in
-        // between leaves a WAL that still holds what the old backend lacks.
-        if (rd.snapshot) await this.#hooks.installSnapshot?.(rd.snapshot);
+        // The WAL records a received snapshot before the backend is replaced: after a crash in
+        // between, start-up finds the WAL ahead of the backend and installs the saved backend
+        // again (as etcd does with its received .snap.db).
         await this.#persist(rd);
+        if (rd.snapshot) await this.#hooks.installSnapshot?.(rd.snapshot);
         if (!isLeader) this.#send(rd.messages);
         this.#advance(rd);
         await this.#maybeSnapshot();
