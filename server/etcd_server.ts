@@ -164,6 +164,8 @@ export class EtcdServer {
   readonly #transport: PeerTransport;
   #transportStopped: Promise<void> | null = null;
   #removalTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Conf change IDs of proposals, made here, that remove this member. */
+  readonly #selfRemovals = new Set<bigint>();
   readonly #leaseForwarder: LeaseForwarder;
   readonly #paths: { walDir: string; dbPath: string; snapDir: string };
   readonly #waiters = new Map<bigint, Waiter>();
@@ -434,6 +436,14 @@ export class EtcdServer {
    * delivered.
    */
   #stopRemoved(): void {
+    // A removal of this member that it proposed itself is done: the cluster says so. Raft
+    // will not tell it (the leader stops replicating to a removed member), so answer here.
+    for (const id of this.#selfRemovals) {
+      const waiter = this.#waiters.get(id);
+      this.#waiters.delete(id);
+      waiter?.resolve(this.membership.list().filter((m) => m.id !== this.memberId));
+    }
+    this.#selfRemovals.clear();
     if (this.#removalTimer !== undefined || this.#stopped) return;
     this.#removalTimer = setTimeout(() => this.#fatal(removedError()), removedStopDelayMs);
   }
@@ -456,7 +466,11 @@ export class EtcdServer {
       nodeId: change.member.id,
       context: encodeMemberContext(change.member),
     };
-    return this.#proposeWaiting(cc.id, encodeConfChange(cc), EntryType.confChange);
+    if (change.type === "remove" && change.member.id === this.memberId) {
+      this.#selfRemovals.add(cc.id);
+    }
+    return this.#proposeWaiting<MemberInfo[]>(cc.id, encodeConfChange(cc), EntryType.confChange)
+      .finally(() => this.#selfRemovals.delete(cc.id));
   }
 
   /** The leader's peer URL, or throws `no leader`. */
