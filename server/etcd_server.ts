@@ -55,6 +55,7 @@ import {
   Membership,
 } from "./membership.ts";
 import { fetchClusterMembers } from "./join.ts";
+import { validateConfChange } from "./cluster_service.ts";
 import { LeaseForwarder, serveLeaseForward } from "./lease_forward.ts";
 import { EtcdError } from "./errors.ts";
 
@@ -395,27 +396,24 @@ export class EtcdServer {
       member = null;
     }
     const existing = this.membership.get(cc.nodeId);
-    const removed = this.membership.isRemoved(cc.nodeId);
+    const change = this.#membershipChangeOf(cc, existing, member);
     let error: EtcdError | null = null;
-    switch (cc.type) {
-      case ConfChangeType.addNode:
-        if (existing?.isLearner) this.membership.put({ ...existing, isLearner: false });
-        else if (!existing && !removed && member) {
-          this.membership.put({ ...member, isLearner: false });
-        } else error = existing ? Errors.memberExist : Errors.memberNotFound;
-        break;
-      case ConfChangeType.addLearnerNode:
-        if (!existing && !removed && member) this.membership.put({ ...member, isLearner: true });
-        else error = existing ? Errors.memberExist : Errors.memberNotFound;
-        break;
-      case ConfChangeType.removeNode:
-        if (existing) this.membership.remove(cc.nodeId);
-        else error = Errors.memberNotFound;
-        break;
-      case ConfChangeType.updateNode:
-        if (existing && member) this.membership.put({ ...existing, peerUrls: member.peerUrls });
-        else error = Errors.memberNotFound;
-        break;
+    try {
+      // Checked again here: a change valid when proposed may meet a membership that moved on
+      // (two adds racing for one peer URL); every member decides alike from applied state.
+      if (!change) throw Errors.memberNotFound;
+      validateConfChange(this.membership.list(), (id) => this.membership.isRemoved(id), change);
+    } catch (err) {
+      if (!(err instanceof EtcdError)) throw err;
+      error = err;
+    }
+    if (!error && change) {
+      const m = change.member;
+      if (change.type === "remove") this.membership.remove(m.id);
+      else if (change.type === "promote") this.membership.put({ ...existing!, isLearner: false });
+      else if (change.type === "update") {
+        this.membership.put({ ...existing!, peerUrls: m.peerUrls });
+      } else this.membership.put({ ...m, isLearner: change.type === "addLearner" });
     }
     if (!error) this.#loop.node.applyConfChange(cc);
     this.#syncPeers();
@@ -446,6 +444,26 @@ export class EtcdServer {
     this.#selfRemovals.clear();
     if (this.#removalTimer !== undefined || this.#stopped) return;
     this.#removalTimer = setTimeout(() => this.#fatal(removedError()), removedStopDelayMs);
+  }
+
+  /** The Cluster service's view of a committed raft conf change; null when it names nobody. */
+  #membershipChangeOf(
+    cc: ConfChange,
+    existing: MemberInfo | undefined,
+    member: MemberInfo | null,
+  ): MembershipChange | null {
+    switch (cc.type) {
+      case ConfChangeType.addNode:
+        if (existing?.isLearner) return { type: "promote", member: existing };
+        return member ? { type: "add", member: { ...member, id: cc.nodeId } } : null;
+      case ConfChangeType.addLearnerNode:
+        return member ? { type: "addLearner", member: { ...member, id: cc.nodeId } } : null;
+      case ConfChangeType.removeNode:
+        return existing ? { type: "remove", member: existing } : null;
+      case ConfChangeType.updateNode:
+        return member ? { type: "update", member: { ...member, id: cc.nodeId } } : null;
+    }
+    return null;
   }
 
   /**
