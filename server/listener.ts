@@ -14,6 +14,8 @@ import { grpcOverheadBytes } from "./limits.ts";
 import { GrpcServer } from "./grpc_server.ts";
 import { nodeHandlerFor, serveFetchOnStream } from "./node_fetch.ts";
 import { routes } from "./routes.ts";
+import { encodeWatchResponse } from "./watch_encode.ts";
+import { WatchResponseSchema } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
 
 const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /** Bytes read to classify a connection; a preface is 24 bytes. */
@@ -63,6 +65,7 @@ export class ClientListener {
     const fetchHandler = (req: Request) => app.fetch(req);
     const grpc = new GrpcServer({
       readMaxBytes: server.config.maxRequestBytes + grpcOverheadBytes,
+      encoders: new Map([[WatchResponseSchema.typeName, encodeWatchResponse]]),
       onMessageBytes: (direction, bytes) =>
         (direction === "received" ? server.metrics.grpcReceivedBytes : server.metrics.grpcSentBytes)
           .inc(bytes),
