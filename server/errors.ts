@@ -64,6 +64,10 @@ export const Errors = {
     Code.Unavailable,
   ),
   unhealthy: def("etcdserver: unhealthy cluster", Code.Unavailable),
+  timeoutWaitAppliedIndex: def(
+    "etcdserver: request timed out, waiting for the applied index took too long",
+    Code.Unavailable,
+  ),
   timeoutLeaderTransfer: def(
     "etcdserver: request timed out, leader transfer took too long",
     // etcd's v3rpc has no mapping for it, so gRPC reports it as Unknown.

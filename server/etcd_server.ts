@@ -97,6 +97,9 @@ async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);
 }
 
+/** etcd's applyTimeout: how long a lease renewal waits for apply to catch up. */
+const applyWaitTimeoutMs = 1000;
+
 /** How long a removed member keeps answering before it stops. */
 const removedStopDelayMs = 1000;
 
@@ -855,6 +858,26 @@ export class EtcdServer {
       throw err;
     }
     await this.#loop.waitApplied(index);
+  }
+
+  /**
+   * Waits until this member has applied everything committed when called (etcd's
+   * waitAppliedIndex, used before lease renewals): local, no ReadIndex round, at most
+   * `applyWaitTimeoutMs`.
+   */
+  async waitAppliedIndex(): Promise<void> {
+    if (this.#stopped) throw Errors.stopped;
+    const { committed, applied } = this.raftIndexes;
+    if (applied >= committed) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(Errors.timeoutWaitAppliedIndex), applyWaitTimeoutMs);
+    });
+    try {
+      await Promise.race([this.#loop.waitApplied(committed), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /**

@@ -34,7 +34,7 @@ const protobufType = "application/protobuf";
 export interface LeaseForwardTarget {
   lessor: Lessor;
   header(): ResponseHeader;
-  linearizableRead(): Promise<void>;
+  waitAppliedIndex(): Promise<void>;
 }
 
 /** Serves `/leases` and `/leases/internal` on the peer port. */
@@ -61,7 +61,7 @@ export async function serveLeaseForward(
     if (path === "/leases") {
       const { ID } = fromBinary(LeaseKeepAliveRequestSchema, body, decodeOptions);
       const header = target.header();
-      await target.linearizableRead();
+      await target.waitAppliedIndex();
       let ttl = 0;
       try {
         ttl = target.lessor.renew(ID);
@@ -72,7 +72,7 @@ export async function serveLeaseForward(
       return protobuf(toBinary(LeaseKeepAliveResponseSchema, answer));
     }
     const request = fromBinary(LeaseTimeToLiveRequestSchema, body, decodeOptions);
-    await target.linearizableRead();
+    await target.waitAppliedIndex();
     const info = target.lessor.timeToLive(request.ID);
     const answer = create(LeaseTimeToLiveResponseSchema, {
       header: target.header(),

@@ -23,7 +23,7 @@ function target(primary: boolean): LeaseForwardTarget {
   return {
     lessor,
     header: () => create(ResponseHeaderSchema, { revision: 5n }),
-    linearizableRead: () => Promise.resolve(),
+    waitAppliedIndex: () => Promise.resolve(),
   };
 }
 

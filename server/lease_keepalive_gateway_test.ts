@@ -33,7 +33,7 @@ function setup() {
     header: newHeader,
     fillHeader: (h) => h ?? newHeader(),
     // deno-lint-ignore require-await
-    async linearizableRead() {
+    async waitAppliedIndex() {
       state.reads++;
     },
     newLeaseId: () => 1n,
@@ -199,7 +199,7 @@ Deno.test("keepalive gateway: mounted at /v3 and /v3beta; other methods are 405"
       propose: () => Promise.reject(new Error("unused")),
       header: () => create(ResponseHeaderSchema, { revision: 7n }),
       fillHeader: (h) => h ?? create(ResponseHeaderSchema),
-      linearizableRead: () => Promise.resolve(),
+      waitAppliedIndex: () => Promise.resolve(),
       newLeaseId: () => 1n,
     }),
     1024,

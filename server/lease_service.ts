@@ -48,7 +48,7 @@ export interface LeaseServiceDeps {
   /** Fills the member fields of a header produced by apply (a fresh one when absent). */
   fillHeader(h: ResponseHeader | undefined): ResponseHeader;
   /** Resolves once this member has applied everything committed when it was called. */
-  linearizableRead(): Promise<void>;
+  waitAppliedIndex(): Promise<void>;
   /** A fresh lease ID, never 0 (etcd: the request ID generator masked to positive int64). */
   newLeaseId(): bigint;
   /**
@@ -85,7 +85,7 @@ export function leaseService(deps: LeaseServiceDeps): ServiceImpl<typeof Lease> 
   async function renew(id: bigint): Promise<number> {
     if (!lessor.isPrimary && deps.forward) return await deps.forward.renew(id);
     // etcd waits for apply to catch up first, so a revoke already committed is seen.
-    await deps.linearizableRead();
+    await deps.waitAppliedIndex();
     try {
       return lessor.renew(id);
     } catch (err) {
@@ -141,7 +141,7 @@ export function leaseService(deps: LeaseServiceDeps): ServiceImpl<typeof Lease> 
         answer.header = deps.fillHeader(answer.header);
         return answer;
       }
-      await deps.linearizableRead();
+      await deps.waitAppliedIndex();
       if (!lessor.isPrimary) throw leaseErrorToEtcd(new LeaseNotPrimaryError());
       const info = lessor.timeToLive(req.ID);
       if (!info) {

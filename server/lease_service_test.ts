@@ -98,7 +98,7 @@ function fakeMember(options: { primary?: boolean } = {}) {
       return out;
     },
     // deno-lint-ignore require-await
-    async linearizableRead() {
+    async waitAppliedIndex() {
       state.reads++;
       state.onRead();
     },
@@ -314,7 +314,7 @@ Deno.test("LeaseKeepAlive", async (t) => {
 
   await t.step("an error from the read ends the stream with etcd's error", async () => {
     const m = fakeMember();
-    m.deps.linearizableRead = () => Promise.reject(Errors.stopped);
+    m.deps.waitAppliedIndex = () => Promise.reject(Errors.stopped);
     const requests = from([create(LeaseKeepAliveRequestSchema, { ID: 1n })]);
     await rejectsWith(collect(leaseService(m.deps).leaseKeepAlive(requests, ctx)), Errors.stopped);
   });

@@ -39,7 +39,7 @@ export function leaseDeps(server: EtcdServer): LeaseServiceDeps {
     lessor: server.lessor,
     header: () => server.header(),
     fillHeader: (h) => server.fillHeader(h),
-    linearizableRead: () => server.linearizableRead(),
+    waitAppliedIndex: () => server.waitAppliedIndex(),
     newLeaseId: () => server.newLeaseId(),
     forward: {
       renew: (id) => server.forwardLeaseRenew(id),
