@@ -59,7 +59,7 @@ export interface GrpcServerOptions {
    * Faster encoders of particular response messages, by type name (they must write what
    * `toBinary` writes); the rest use `toBinary`.
    */
-  encoders?: ReadonlyMap<string, (message: never) => Uint8Array>;
+  encoders?: ReadonlyMap<string, (message: never, headroom: number) => Uint8Array>;
 }
 
 const defaultMaxPendingBytes = 256 * 1024 * 1024;
@@ -382,7 +382,7 @@ export class GrpcServer implements ServiceRegistrar {
           });
           headersSent = true;
         }
-        const ok = stream.write(envelope(this.#encode(route.method.output, message)));
+        const ok = stream.write(this.#encodeEnveloped(route.method.output, message));
         if (!ok) await Promise.race([new Promise((r) => stream.once("drain", r)), closed]);
       }
       if (stream.destroyed || stream.closed) return;
@@ -430,14 +430,33 @@ export class GrpcServer implements ServiceRegistrar {
     }
   }
 
+  /** A response message with its gRPC prefix, written in place by a fast encoder if any. */
+  #encodeEnveloped(schema: DescMessage, output: unknown): Uint8Array {
+    const encoder = this.#options.encoders?.get(schema.typeName) as
+      | ((m: unknown, headroom: number) => Uint8Array)
+      | undefined;
+    if (!encoder || (output as { $typeName?: string }).$typeName !== schema.typeName) {
+      return envelope(this.#encode(schema, output));
+    }
+    const out = encoder(output, prefixBytes);
+    const length = out.length - prefixBytes;
+    out[0] = 0; // not compressed
+    out[1] = length >>> 24;
+    out[2] = (length >>> 16) & 0xff;
+    out[3] = (length >>> 8) & 0xff;
+    out[4] = length & 0xff;
+    this.#options.onMessageBytes?.("sent", length);
+    return out;
+  }
+
   #encode(schema: DescMessage, output: unknown): Uint8Array {
     const message = (output as { $typeName?: string }).$typeName === schema.typeName
       ? output as MessageShape<DescMessage>
       : create(schema, output as Record<string, unknown>);
     const encoder = this.#options.encoders?.get(schema.typeName) as
-      | ((m: MessageShape<DescMessage>) => Uint8Array)
+      | ((m: MessageShape<DescMessage>, headroom: number) => Uint8Array)
       | undefined;
-    const bytes = encoder ? encoder(message) : toBinary(schema, message);
+    const bytes = encoder ? encoder(message, 0) : toBinary(schema, message);
     this.#options.onMessageBytes?.("sent", bytes.length);
     return bytes;
   }

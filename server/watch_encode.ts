@@ -11,7 +11,9 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import { toBinary } from "@bufbuild/protobuf";
+import { assert } from "../internal/assert.ts";
 import { type Event, EventSchema } from "../proto/gen/etcd/mvccpb/kv_pb.ts";
 import {
   type ResponseHeader,
@@ -63,9 +65,14 @@ function varintLength(v: bigint | number): number {
 
 class Writer {
   readonly buf: Uint8Array;
-  at = 0;
-  constructor(size: number) {
-    this.buf = new Uint8Array(size);
+  at: number;
+  /**
+   * A Buffer (from Node's pool for small sizes) rather than a fresh Uint8Array: the HTTP/2
+   * stream takes it without wrapping it again. Every byte after `headroom` is written.
+   */
+  constructor(headroom: number, size: number) {
+    this.buf = Buffer.allocUnsafe(headroom + size);
+    this.at = headroom;
   }
   varint(v: bigint | number): void {
     if (typeof v === "number" && v >= 0 && v < 0x80) {
@@ -90,8 +97,11 @@ const tag = (n: number, t: number) => (n << 3) | t;
 const varintType = 0;
 const lengthDelimited = 2;
 
-/** Encodes `wr` exactly as `toBinary(WatchResponseSchema, wr)` does, reusing shared parts. */
-export function encodeWatchResponse(wr: WatchResponse): Uint8Array {
+/**
+ * Encodes `wr` exactly as `toBinary(WatchResponseSchema, wr)` does, reusing shared parts,
+ * after `headroom` bytes left for the caller (the gRPC message prefix).
+ */
+export function encodeWatchResponse(wr: WatchResponse, headroom = 0): Uint8Array {
   const header = wr.header ? headerBytes(wr.header) : null;
   const events = wr.events.map(eventBytes);
   const reason = wr.cancelReason === "" ? null : new TextEncoder().encode(wr.cancelReason);
@@ -105,7 +115,7 @@ export function encodeWatchResponse(wr: WatchResponse): Uint8Array {
   if (wr.fragment) size += 2;
   for (const ev of events) size += 1 + varintLength(ev.length) + ev.length;
 
-  const w = new Writer(size);
+  const w = new Writer(headroom, size);
   if (header) {
     w.varint(tag(1, lengthDelimited));
     w.varint(header.length);
@@ -132,5 +142,7 @@ export function encodeWatchResponse(wr: WatchResponse): Uint8Array {
     w.varint(ev.length);
     w.bytes(ev);
   }
+  // Unwritten bytes of an unsafe allocation would go out as garbage.
+  assert(w.at === w.buf.length, `watch response: wrote ${w.at} of ${w.buf.length} bytes`);
   return w.buf;
 }
