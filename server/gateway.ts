@@ -111,7 +111,10 @@ export function mountGateway(app: Hono, routes: GatewayRoute[], maxBodyBytes: nu
       }
       try {
         const output = create(r.method.output, await r.call(input));
-        return Response.json(toJson(r.method.output, output, { useProtoFieldName: true }));
+        return Response.json(toJson(r.method.output, output, { useProtoFieldName: true }), {
+          // grpc-gateway passes the gRPC response's content type on as metadata.
+          headers: { "Grpc-Metadata-Content-Type": "application/grpc" },
+        });
       } catch (err) {
         const ce = toConnectError(err);
         return gatewayError(ce.rawMessage, ce.code);

@@ -30,9 +30,31 @@ import { versions } from "./version.ts";
 
 import { grpcOverheadBytes } from "./limits.ts";
 
+/** The headers etcd's CORS handler adds to every client-port HTTP answer. */
+const corsHeaders: Readonly<Record<string, string>> = {
+  "Access-Control-Allow-Origin": "*",
+  "Access-Control-Allow-Methods": "POST, GET, OPTIONS, PUT, DELETE",
+  "Access-Control-Allow-Headers": "accept, content-type, authorization",
+};
+
 /** Builds the client-port app for `server`. */
 export function clientApp(server: EtcdServer): Hono {
   const app = new Hono();
+  // etcd's client port wraps every handler in its CORS handler (`--cors`, default "*"): every
+  // answer carries these headers, and any OPTIONS request is answered 200 with no body.
+  app.use("*", async (c, next) => {
+    if (c.req.method === "OPTIONS") return new Response(null, { headers: corsHeaders });
+    await next();
+    try {
+      for (const [name, value] of Object.entries(corsHeaders)) c.res.headers.set(name, value);
+    } catch {
+      // Immutable headers (a response passed through as is): copy it with ours added.
+      const headers = new Headers(c.res.headers);
+      for (const [name, value] of Object.entries(corsHeaders)) headers.set(name, value);
+      c.res = new Response(c.res.body, { status: c.res.status, headers });
+    }
+    return undefined;
+  });
   const maxBodyBytes = server.config.maxRequestBytes + grpcOverheadBytes;
 
   const router = createConnectRouter({

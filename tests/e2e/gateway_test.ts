@@ -303,3 +303,40 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: `HTTP answers (${impl}): etcd's CORS headers on every answer, OPTIONS answered 200`,
+  ignore: impl === "etcd" && !etcdAvailable,
+  async fn() {
+    const m = await startMember({ impl });
+    try {
+      const cors = (res: Response) => [
+        res.headers.get("access-control-allow-origin"),
+        res.headers.get("access-control-allow-methods"),
+        res.headers.get("access-control-allow-headers"),
+      ];
+      const etcdCors = [
+        "*",
+        "POST, GET, OPTIONS, PUT, DELETE",
+        "accept, content-type, authorization",
+      ];
+      const range = await fetch(`${m.clientUrl}/v3/kv/range`, {
+        method: "POST",
+        body: JSON.stringify({ key: foo }),
+      });
+      await range.body?.cancel();
+      deepStrictEqual(cors(range), etcdCors);
+      strictEqual(range.headers.get("grpc-metadata-content-type"), "application/grpc");
+      for (
+        const [method, path] of [["GET", "/version"], ["GET", "/nope"], ["OPTIONS", "/v3/kv/put"]]
+      ) {
+        const res = await fetch(`${m.clientUrl}${path}`, { method });
+        await res.body?.cancel();
+        deepStrictEqual(cors(res), etcdCors, `${method} ${path}`);
+        if (method === "OPTIONS") strictEqual(res.status, 200);
+      }
+    } finally {
+      await m.stop();
+    }
+  },
+});
