@@ -10,7 +10,8 @@ import { Hono } from "hono";
 import type { EtcdServer } from "./etcd_server.ts";
 import { decodeOptions } from "./codec.ts";
 import { mountGateway } from "./gateway.ts";
-import { mountGatewayStream } from "./gateway_stream.ts";
+import { mountGatewayStream, streamErrorChunk } from "./gateway_stream.ts";
+import { Errors } from "./errors.ts";
 import { mountHealth, mountMetrics } from "./health.ts";
 import {
   gatewayRoutes,
@@ -76,7 +77,15 @@ export function clientApp(server: EtcdServer): Hono {
 
   mountGateway(app, gatewayRoutes(server), maxBodyBytes);
   // Streaming, so not unary gateway routes: NDJSON lines for as long as the call lasts.
-  mountGatewayStream(app, "/v3/watch", watchGatewayHandler(watchDeps(server), maxBodyBytes));
+  const watchGateway = watchGatewayHandler(watchDeps(server), maxBodyBytes);
+  const isLearner = learnerCheck(server);
+  mountGatewayStream(app, "/v3/watch", async (request) => {
+    // A learner serves no streams (etcd's stream interceptor), through the gateway either.
+    if (!isLearner()) return await watchGateway(request);
+    await request.body?.cancel();
+    const { body, status } = streamErrorChunk(Errors.learnerNotSupported);
+    return new Response(body, { status, headers: { "Content-Type": "application/json" } });
+  });
   mountLeaseKeepAliveGateway(
     app,
     guardLearner(Lease, leaseService(leaseDeps(server)), learnerCheck(server)) as ServiceImpl<
