@@ -18,6 +18,13 @@ function servedByLearner(method: DescMethod, request: unknown): boolean {
   return false;
 }
 
+/** A stream whose first read fails with the learner error. */
+function refusedStream(): AsyncIterable<never> {
+  return {
+    [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(Errors.learnerNotSupported) }),
+  };
+}
+
 /** Wraps each method of `impl` so that it refuses what a learner may not serve. */
 export function guardLearner<T extends DescService>(
   service: T,
@@ -34,9 +41,10 @@ export function guardLearner<T extends DescService>(
         if (isLearner() && !servedByLearner(method, request)) throw Errors.learnerNotSupported;
         return call(request, context);
       }
-      : async function* (request: unknown, context: HandlerContext) {
-        if (isLearner()) throw Errors.learnerNotSupported;
-        yield* call(request, context) as AsyncIterable<unknown>;
+      // Not a generator around the call: that would add an await per streamed message.
+      : (request: unknown, context: HandlerContext) => {
+        if (!isLearner()) return call(request, context);
+        return refusedStream();
       };
   }
   return wrapped as Partial<ServiceImpl<T>>;
