@@ -61,6 +61,15 @@ export interface ApplierDeps {
   onMemberAttributes?: (request: MemberAttributesRequest) => void;
 }
 
+/**
+ * Requests this member proposed, by the very bytes it handed to raft. On the leader, raft
+ * gives those same bytes back when the entry commits, so apply can skip decoding what was
+ * just encoded; an entry from the WAL or from the leader is another object and is decoded.
+ * Identity, not content, is the key: equal identity means equal bytes. Weak, so a proposal
+ * that never commits (dropped, or overwritten by a new leader) is forgotten with its bytes.
+ */
+export const proposedHere = new WeakMap<Uint8Array, InternalRaftRequest>();
+
 /** Applies committed entries to the store and the lessor. */
 export class Applier {
   readonly #deps: ApplierDeps;
@@ -79,7 +88,8 @@ export class Applier {
       // Entries at or below the consistent index were applied before a restart.
       if (entry.index <= store.consistentIndex()) continue;
       if (entry.type === EntryType.normal && entry.data.length > 0) {
-        const req = fromBinary(InternalRaftRequestSchema, entry.data, decodeOptions);
+        const req = proposedHere.get(entry.data) ??
+          fromBinary(InternalRaftRequestSchema, entry.data, decodeOptions);
         const outcome = this.#applyRequest(req);
         this.#deps.onOutcome(req.header?.ID ?? req.ID, outcome);
       } else if (entry.type === EntryType.confChange) {

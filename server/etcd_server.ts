@@ -35,7 +35,7 @@ import { decodeConfChange, encodeConfChange, PeerTransport } from "../transport/
 import { Logger } from "../internal/logger.ts";
 import { Wal } from "../wal/mod.ts";
 import { AlarmStore, BackendQuota, quotaCost } from "./alarms.ts";
-import { Applier, type ApplyOutcome } from "./apply.ts";
+import { Applier, type ApplyOutcome, proposedHere } from "./apply.ts";
 import {
   type Compactor,
   type CompactorClock,
@@ -800,6 +800,7 @@ export class EtcdServer {
     });
     const data = toBinary(InternalRaftRequestSchema, request);
     if (data.length > this.config.maxRequestBytes) return Promise.reject(Errors.requestTooLarge);
+    proposedHere.set(data, request);
     return this.#proposeWaiting<T>(id, data, EntryType.normal);
   }
 
