@@ -104,7 +104,7 @@ const applyWaitTimeoutMs = 1000;
 const removedStopDelayMs = 1000;
 
 /** How often a started member retries publishing its name and client URLs. */
-const publishRetryMs = 500;
+const publishRetryMs = 100;
 /** A request ready to propose: an InternalRaftRequest without its header. */
 export type ProposalInit = Omit<
   MessageInitShape<typeof InternalRaftRequestSchema>,
@@ -168,6 +168,10 @@ export class EtcdServer {
   readonly #transport: PeerTransport;
   #transportStopped: Promise<void> | null = null;
   #removalTimer: ReturnType<typeof setTimeout> | undefined;
+  #readyResolve: () => void = () => {};
+  readonly #ready = new Promise<void>((resolve) => (this.#readyResolve = resolve));
+  /** performance.now() when the current leader was first seen (etcd's leadElectedTime). */
+  #leaderElectedAt = -Infinity;
   /** Conf change IDs of proposals, made here, that remove this member. */
   readonly #selfRemovals = new Set<bigint>();
   readonly #leaseForwarder: LeaseForwarder;
@@ -261,7 +265,10 @@ export class EtcdServer {
     this.#loop = new RaftLoop(node, timedWal, {
       apply: (entries) => applier.applyEntries(entries),
       onSoftState: (soft) => {
-        if (soft.lead !== 0n && soft.lead !== lastLeader) this.metrics.leaderChanges.inc();
+        if (soft.lead !== 0n && soft.lead !== lastLeader) {
+          this.metrics.leaderChanges.inc();
+          this.#leaderElectedAt = performance.now();
+        }
         lastLeader = soft.lead;
         if (soft.role === "leader") this.lessor.promote(config.electionTimeoutMs);
         else this.lessor.demote();
@@ -552,13 +559,13 @@ export class EtcdServer {
    */
   #publishAttributes(): void {
     const attempt = () => {
-      if (this.#stopped) return;
+      if (this.#stopped) return this.#markReady();
       const self = this.membership.get(this.memberId);
       const clientUrls = this.config.advertiseClientUrls;
       if (
         self && self.name === this.config.name &&
         JSON.stringify(self.clientUrls) === JSON.stringify(clientUrls)
-      ) return;
+      ) return this.#markReady();
       if (this.leader === 0n) {
         setTimeout(attempt, publishRetryMs);
         return;
@@ -566,7 +573,7 @@ export class EtcdServer {
       this.propose({
         memberAttributes: { memberId: this.memberId, name: this.config.name, clientUrls },
       }).then(
-        () => {},
+        () => attempt(),
         () => setTimeout(attempt, publishRetryMs),
       );
     };
@@ -598,7 +605,7 @@ export class EtcdServer {
         if (waiter.deadline > now) break;
         this.#waiters.delete(id);
         this.metrics.proposalsFailed.inc();
-        waiter.reject(Errors.timeout);
+        waiter.reject(this.#timeoutError(waiter.deadline - this.#requestTimeoutMs));
       }
     }, proposalSweepIntervalMs));
     this.#timers.push(setInterval(() => {
@@ -741,6 +748,19 @@ export class EtcdServer {
     server.#compactor?.start();
     server.#publishAttributes();
     return server;
+  }
+
+  /**
+   * Resolves once this member has published its name and client URLs through the log (or has
+   * stopped): etcd serves clients only from then on, so every member a client reaches is
+   * listed with its client URLs.
+   */
+  get ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  #markReady(): void {
+    this.#readyResolve();
   }
 
   /** Called if the member can no longer make progress (e.g. the WAL failed). */
@@ -901,6 +921,7 @@ export class EtcdServer {
   /** Stops the raft loop and closes storage. Pending requests fail with `server stopped`. */
   async stop(): Promise<void> {
     clearTimeout(this.#removalTimer);
+    this.#markReady();
     if (this.#stopped) return;
     this.#stopped = Errors.stopped;
     for (const timer of this.#timers) clearInterval(timer);
@@ -924,6 +945,18 @@ export class EtcdServer {
     return this.#transportStopped;
   }
 
+  /**
+   * etcd's words for a proposal that timed out: when it began in the window in which the old
+   * leader was lost and a new one elected (two election timeouts before the election), the
+   * leader failure is the likely cause.
+   */
+  #timeoutError(startedAt: number): EtcdError {
+    const elected = this.#leaderElectedAt;
+    const leaderLost = elected - 2 * this.config.electionTimeoutMs;
+    if (startedAt > leaderLost && startedAt < elected) return Errors.timeoutDueToLeaderFail;
+    return Errors.timeout;
+  }
+
   #settle(id: bigint, outcome: ApplyOutcome): void {
     const waiter = this.#waiters.get(id);
     if (!waiter) return; // proposed by an earlier run of this member, or timed out
@@ -934,6 +967,7 @@ export class EtcdServer {
 
   #fatal(err: unknown): void {
     this.#stopped = Errors.stopped;
+    this.#markReady();
     void this.stopPeerTraffic();
     for (const timer of this.#timers) clearInterval(timer);
     this.#compactor?.stop();

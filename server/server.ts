@@ -78,13 +78,18 @@ export async function startServer(config: Config, logger = new Logger()): Promis
   };
 
   try {
-    for (const url of config.listenClientUrls) {
-      const { hostname, port } = resolveListenAddress(url);
-      clients.push(await ClientListener.listen(etcd, app, hostname, port));
-    }
+    // Peers first: the member needs its cluster to elect a leader and publish itself, and
+    // like etcd it serves clients only once published.
     for (const url of config.listenPeerUrls) {
       const { hostname, port } = resolveListenAddress(url);
       peers.push(servePeer(etcd, hostname, port));
+    }
+    await etcd.ready;
+    if (stopping === null) {
+      for (const url of config.listenClientUrls) {
+        const { hostname, port } = resolveListenAddress(url);
+        clients.push(await ClientListener.listen(etcd, app, hostname, port));
+      }
     }
   } catch (err) {
     await stop();
