@@ -12,6 +12,8 @@ import {
   freePort,
   type LaunchConfig,
   launchServer,
+  type LoopbackMember,
+  loopbackMemberFlags,
   type ServerHandle,
   ServerStartError,
   type Target,
@@ -21,16 +23,8 @@ import {
 export const clusterSizes: readonly number[] = [1, 3, 5];
 
 /** Where one member of a bench cluster listens and keeps its data. */
-export interface BenchMember {
-  /** `--name`. */
-  name: string;
-  /** Client port on 127.0.0.1. */
-  clientPort: number;
-  /** Peer port on 127.0.0.1. */
-  peerPort: number;
-  /** `--data-dir`. */
-  dataDir: string;
-}
+/** A member of a benchmark cluster. */
+export type BenchMember = LoopbackMember;
 
 /** Pause between two leader polls. */
 const leaderPollMs = 50;
@@ -43,22 +37,8 @@ export function clusterMemberFlags(
   index: number,
   token: string,
 ): string[] {
-  const m = members[index];
-  const client = `http://127.0.0.1:${m.clientPort}`;
-  const peer = `http://127.0.0.1:${m.peerPort}`;
   return [
-    "--name",
-    m.name,
-    "--data-dir",
-    m.dataDir,
-    "--listen-client-urls",
-    client,
-    "--advertise-client-urls",
-    client,
-    "--listen-peer-urls",
-    peer,
-    "--initial-advertise-peer-urls",
-    peer,
+    ...loopbackMemberFlags(members[index]),
     "--initial-cluster",
     members.map((x) => `${x.name}=http://127.0.0.1:${x.peerPort}`).join(","),
     "--initial-cluster-state",

@@ -70,15 +70,27 @@ export function freePort(): number {
   return port;
 }
 
-/** The etcd flags both targets get, as the benchmark brief fixes them. */
-export function serverFlags(dataDir: string, clientPort: number, peerPort: number): string[] {
-  const client = `http://127.0.0.1:${clientPort}`;
-  const peer = `http://127.0.0.1:${peerPort}`;
+/** A member on 127.0.0.1, as the benchmarks and `deno task cluster` start them. */
+export interface LoopbackMember {
+  /** `--name`. */
+  name: string;
+  /** Client port on 127.0.0.1. */
+  clientPort: number;
+  /** Peer port on 127.0.0.1. */
+  peerPort: number;
+  /** `--data-dir`. */
+  dataDir: string;
+}
+
+/** The etcd flags naming `member` and its loopback URLs; callers add the cluster flags. */
+export function loopbackMemberFlags(member: LoopbackMember): string[] {
+  const client = `http://127.0.0.1:${member.clientPort}`;
+  const peer = `http://127.0.0.1:${member.peerPort}`;
   return [
     "--name",
-    "bench",
+    member.name,
     "--data-dir",
-    dataDir,
+    member.dataDir,
     "--listen-client-urls",
     client,
     "--advertise-client-urls",
@@ -87,8 +99,15 @@ export function serverFlags(dataDir: string, clientPort: number, peerPort: numbe
     peer,
     "--initial-advertise-peer-urls",
     peer,
+  ];
+}
+
+/** The etcd flags both targets get, as the benchmark brief fixes them. */
+export function serverFlags(dataDir: string, clientPort: number, peerPort: number): string[] {
+  return [
+    ...loopbackMemberFlags({ name: "bench", dataDir, clientPort, peerPort }),
     "--initial-cluster",
-    `bench=${peer}`,
+    `bench=http://127.0.0.1:${peerPort}`,
   ];
 }
 

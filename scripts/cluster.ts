@@ -13,21 +13,14 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { type LoopbackMember, loopbackMemberFlags } from "../bench/server_process.ts";
 
 /** Which server the members run. */
 export type ClusterImpl = "ours" | "etcd";
 
 /** One member of the local cluster: its name, ports and data dir. */
-export interface LocalMember {
-  /** `--name`. */
-  name: string;
-  /** Client port on 127.0.0.1. */
-  clientPort: number;
-  /** Peer port on 127.0.0.1. */
-  peerPort: number;
-  /** `--data-dir`. */
-  dataDir: string;
-}
+/** A member of the local cluster. */
+export type LocalMember = LoopbackMember;
 
 /** The members of the Procfile layout, with data dirs under `dataRoot`. */
 export function procfileMembers(dataRoot: string): LocalMember[] {
@@ -43,21 +36,8 @@ export const localClusterToken = "etcd-cluster-1";
 
 /** The etcd flags that start `member` as part of `members` (the same for both servers). */
 export function memberFlags(member: LocalMember, members: readonly LocalMember[]): string[] {
-  const client = `http://127.0.0.1:${member.clientPort}`;
-  const peer = `http://127.0.0.1:${member.peerPort}`;
   return [
-    "--name",
-    member.name,
-    "--data-dir",
-    member.dataDir,
-    "--listen-client-urls",
-    client,
-    "--advertise-client-urls",
-    client,
-    "--listen-peer-urls",
-    peer,
-    "--initial-advertise-peer-urls",
-    peer,
+    ...loopbackMemberFlags(member),
     "--initial-cluster-token",
     localClusterToken,
     "--initial-cluster",
