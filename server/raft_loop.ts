@@ -99,8 +99,8 @@ export class RaftLoop {
   #done: Promise<void> | null = null;
   #ticker: ReturnType<typeof setInterval> | undefined;
   #readSeq = 0;
-  /** ReadIndex requests raft is confirming, by context, each with the reads it serves. */
-  #pendingReads = new Map<string, PendingRead[]>();
+  /** The one ReadIndex request raft is confirming (its context) and the reads it serves. */
+  #readInFlight: { key: string; reads: PendingRead[] } | null = null;
   /** Reads that arrived while a request was in flight: they share the next one. */
   #nextReads: PendingRead[] = [];
   /** Sorted by index; waiters resolve once applied reaches their index. */
@@ -186,7 +186,7 @@ export class RaftLoop {
     const promise = new Promise<number>((resolve, reject) => {
       this.#nextReads.push({ resolve, reject, deadline });
     });
-    if (this.#pendingReads.size === 0) this.#issueReads();
+    if (this.#readInFlight === null) this.#issueReads();
     return promise;
   }
 
@@ -202,7 +202,7 @@ export class RaftLoop {
       for (const read of batch) read.reject(err);
       return;
     }
-    this.#pendingReads.set(key, batch);
+    this.#readInFlight = { key, reads: batch };
     this.notify();
   }
 
@@ -223,20 +223,20 @@ export class RaftLoop {
    * message was lost, or no quorum answers), then sends the next batch.
    */
   #expireReads(): void {
-    if (this.#pendingReads.size === 0) return;
-    const now = performance.now();
-    for (const [key, batch] of this.#pendingReads) {
-      if (batch[0].deadline > now) break;
-      this.#pendingReads.delete(key);
-      for (const read of batch) read.reject(new ReadIndexTimeoutError());
-    }
-    if (this.#pendingReads.size === 0) this.#issueReads();
+    const inFlight = this.#readInFlight;
+    if (inFlight === null || inFlight.reads[0].deadline > performance.now()) return;
+    this.#failReadInFlight(new ReadIndexTimeoutError());
+    this.#issueReads();
+  }
+
+  #failReadInFlight(err: unknown): void {
+    for (const read of this.#readInFlight?.reads ?? []) read.reject(err);
+    this.#readInFlight = null;
   }
 
   /** Fails everything still waiting on this loop. */
   #rejectWaiters(err: unknown): void {
-    for (const batch of this.#pendingReads.values()) for (const read of batch) read.reject(err);
-    this.#pendingReads.clear();
+    this.#failReadInFlight(err);
     for (const read of this.#nextReads) read.reject(err);
     this.#nextReads = [];
     for (const waiter of this.#appliedWaiters) waiter.reject(err);
@@ -309,13 +309,9 @@ export class RaftLoop {
     if (rd.softState) {
       // Raft drops a deposed leader's pending reads; their waiters learn it here, as etcd's
       // "leader changed", rather than at the timeout.
+      // Reads that arrived since ask the new leader when this turn advances.
       if (rd.softState.lead !== this.#lastLead && this.#lastLead !== 0n) {
-        for (const batch of this.#pendingReads.values()) {
-          for (const read of batch) read.reject(new LeaderChangedError());
-        }
-        this.#pendingReads.clear();
-        // Reads that arrived since ask the new leader (after this turn, outside ready()).
-        if (this.#nextReads.length > 0) queueMicrotask(() => this.#issueReads());
+        this.#failReadInFlight(new LeaderChangedError());
       }
       this.#lastLead = rd.softState.lead;
       this.#hooks.onSoftState?.(rd.softState);
@@ -334,14 +330,13 @@ export class RaftLoop {
     this.#node.advance(rd);
     if (!this.#options.snapshotEntries) this.#node.compactLog(this.#options.retainedEntries);
     this.#releaseAppliedWaiters(this.#node.log.applied);
+    const inFlight = this.#readInFlight;
     for (const rs of rd.readStates) {
-      const key = new TextDecoder().decode(rs.requestCtx);
-      const batch = this.#pendingReads.get(key);
-      if (!batch) continue;
-      this.#pendingReads.delete(key);
-      for (const read of batch) read.resolve(rs.index);
+      if (inFlight === null || new TextDecoder().decode(rs.requestCtx) !== inFlight.key) continue;
+      this.#readInFlight = null;
+      for (const read of inFlight.reads) read.resolve(rs.index);
     }
-    if (this.#pendingReads.size === 0) this.#issueReads();
+    if (this.#readInFlight === null) this.#issueReads();
   }
 
   #releaseAppliedWaiters(applied: number): void {
