@@ -46,7 +46,8 @@ export function grpcFrame(message: Uint8Array): Uint8Array {
   return frame;
 }
 
-function decodeGrpcMessage(text: string): string {
+/** A `grpc-message` trailer as text (it is percent-encoded on the wire). */
+export function decodeGrpcMessage(text: string): string {
   try {
     return decodeURIComponent(text);
   } catch {
@@ -54,7 +55,8 @@ function decodeGrpcMessage(text: string): string {
   }
 }
 
-function headerText(value: string | string[] | number | undefined): string | undefined {
+/** A header value as one string, or undefined when absent. */
+export function headerText(value: string | string[] | number | undefined): string | undefined {
   if (value === undefined) return undefined;
   return Array.isArray(value) ? value.join(", ") : String(value);
 }

@@ -11,7 +11,7 @@
 
 import * as http2 from "node:http2";
 import { assert } from "../internal/assert.ts";
-import { GrpcCallError, grpcPrefixBytes } from "./grpc_raw.ts";
+import { decodeGrpcMessage, GrpcCallError, grpcPrefixBytes, headerText } from "./grpc_raw.ts";
 
 /** Upper bound on one message a stream reader accepts: the benchmark's are under 1 KiB. */
 export const maxStreamMessageBytes = 4 * 1024 * 1024;
@@ -123,19 +123,6 @@ export interface BidiStreamHandlers {
    * {@linkcode GrpcCallError} or the transport's error. Called exactly once.
    */
   onClose(error: unknown): void;
-}
-
-function headerText(value: string | string[] | number | undefined): string | undefined {
-  if (value === undefined) return undefined;
-  return Array.isArray(value) ? value.join(", ") : String(value);
-}
-
-function decodeGrpcMessage(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
 }
 
 /**

@@ -548,7 +548,8 @@ export class EtcdServer {
     const deadline = performance.now() + this.#requestTimeoutMs;
     while (!this.#stopped && performance.now() < deadline) {
       if (this.leader === transferee) return;
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      // As etcd: look again every heartbeat.
+      await new Promise((resolve) => setTimeout(resolve, this.config.heartbeatIntervalMs));
     }
     throw Errors.timeoutLeaderTransfer;
   }
