@@ -54,6 +54,7 @@ function headerBytes(h: ResponseHeader): Uint8Array {
 
 /** Bytes of `v` as a protobuf varint (int64 negatives as their 64-bit two's complement). */
 function varintLength(v: bigint | number): number {
+  if (typeof v === "number" && v >= 0 && v < 0x80) return 1; // lengths, mostly
   let u = typeof v === "bigint" ? BigInt.asUintN(64, v) : BigInt(v);
   let n = 1;
   while (u >= 0x80n) {
