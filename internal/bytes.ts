@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { assert } from "./assert.ts";
 
 /** Compares two byte strings lexicographically as unsigned bytes: <0, 0 or >0. */
 export function compareBytes(a: Uint8Array, b: Uint8Array): number {
@@ -63,4 +64,13 @@ export function utf8(text: string): Uint8Array {
 /** UTF-8 decodes bytes (invalid sequences become U+FFFD). */
 export function fromUtf8(bytes: Uint8Array): string {
   return decoder.decode(bytes);
+}
+
+/** Bytes from hex digits; whitespace between them is ignored (test vectors, wire dumps). */
+export function fromHex(text: string): Uint8Array {
+  const digits = text.replace(/\s+/g, "");
+  assert(digits.length % 2 === 0 && /^[0-9a-fA-F]*$/.test(digits), "fromHex: not hex digits");
+  const out = new Uint8Array(digits.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(digits.slice(2 * i, 2 * i + 2), 16);
+  return out;
 }

@@ -1,5 +1,6 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { compareBytes, concatBytes, equalBytes, prefixEnd, utf8 } from "./bytes.ts";
+import { throws } from "node:assert/strict";
+import { compareBytes, concatBytes, equalBytes, fromHex, prefixEnd, utf8 } from "./bytes.ts";
 
 Deno.test("compareBytes orders as unsigned bytes, shorter prefix first", () => {
   assertEquals(Math.sign(compareBytes(utf8("a"), utf8("b"))), -1);
@@ -29,4 +30,10 @@ Deno.test("prefixEnd never changes its argument, even a node Buffer", async () =
   const key = Buffer.from("h");
   assertEquals(prefixEnd(key), utf8("i"));
   assertEquals(key.toString(), "h");
+});
+
+Deno.test("fromHex reads digits across whitespace and refuses anything else", () => {
+  assertEquals(fromHex("00 ff\n1A"), new Uint8Array([0x00, 0xff, 0x1a]));
+  throws(() => fromHex("abc"));
+  throws(() => fromHex("zz"));
 });

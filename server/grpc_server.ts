@@ -1,5 +1,5 @@
 /**
- * A lean gRPC server on node:http2's stream API. It serves the same service implementations
+ * A lean gRPC server on our HTTP/2 streams (`h2/`). It serves the same service implementations
  * as the Connect router, with less machinery per call than connectNodeAdapter (no compat
  * request/response objects, no async-iterable pipeline for unary calls): the profile of the
  * put path was dominated by that machinery, not by our own work. It also words transport
@@ -26,8 +26,8 @@ import {
   type HandlerContext,
   type ServiceImpl,
 } from "@connectrpc/connect";
-import * as http2 from "node:http2";
 import { decodeOptions } from "./codec.ts";
+import type { HeaderField, RequestHeaders, ServerStream } from "./h2/mod.ts";
 import { toConnectError } from "./errors.ts";
 
 /** Anything services can be registered on: our gRPC server and Connect's router alike. */
@@ -81,7 +81,14 @@ class ByteBudget {
 }
 
 const prefixBytes = 5;
-const NO_ERROR = http2.constants.NGHTTP2_NO_ERROR;
+/** Frozen, so the connection encodes each once. */
+const okHeaders: readonly HeaderField[] = Object.freeze([
+  [":status", "200"],
+  ["content-type", "application/grpc"],
+]);
+const okTrailers: readonly HeaderField[] = Object.freeze([["grpc-status", "0"]]);
+/** A streaming call's request bytes held before the stream is paused. */
+const maxBufferedRequestBytes = 1024 * 1024;
 
 /** gRPC's percent-encoding of grpc-message: printable ASCII except '%' stays as is. */
 function encodeGrpcMessage(message: string): string {
@@ -194,13 +201,13 @@ class LazyContext implements HandlerContext {
   readonly protocolName = "grpc";
   readonly url: string;
   readonly values = createContextValues();
-  readonly #headers: http2.IncomingHttpHeaders;
+  readonly #headers: RequestHeaders;
   #controller: AbortController | undefined;
   #requestHeader: Headers | undefined;
   #responseHeader: Headers | undefined;
   #responseTrailer: Headers | undefined;
 
-  constructor(route: Route, headers: http2.IncomingHttpHeaders) {
+  constructor(route: Route, headers: RequestHeaders) {
     this.method = route.method;
     this.service = route.service;
     this.url = String(headers[":path"]);
@@ -223,8 +230,8 @@ class LazyContext implements HandlerContext {
     if (!this.#requestHeader) {
       this.#requestHeader = new Headers();
       for (const [name, value] of Object.entries(this.#headers)) {
-        if (name.startsWith(":") || value === undefined) continue;
-        this.#requestHeader.set(name, Array.isArray(value) ? value.join(", ") : value);
+        if (name.startsWith(":")) continue;
+        this.#requestHeader.set(name, value);
       }
     }
     return this.#requestHeader;
@@ -266,15 +273,15 @@ export class GrpcServer implements ServiceRegistrar {
   }
 
   /** True when the request is gRPC (this server answers it). */
-  static isGrpc(headers: http2.IncomingHttpHeaders): boolean {
+  static isGrpc(headers: RequestHeaders): boolean {
     const type = headers["content-type"];
     return typeof type === "string" && /^application\/grpc(\+proto)?(;|$)/.test(type);
   }
 
   /** Serves one gRPC stream. */
-  handle(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-    // A client may reset the stream at any time; that is not an error of ours.
-    stream.on("error", () => {});
+  handle(stream: ServerStream): void {
+    stream.resetWhenAnsweredEarly = true;
+    const headers = stream.headers;
     const path = String(headers[":path"] ?? "");
     const route = this.#routes.get(path);
     const fail = (err: unknown) => this.#fail(stream, err);
@@ -303,7 +310,6 @@ export class GrpcServer implements ServiceRegistrar {
       );
     }
     const context = new LazyContext(route, headers);
-    stream.once("close", () => context.abort());
     if (route.method.methodKind === "unary") this.#unary(stream, route, context);
     else if (route.method.methodKind === "bidi_streaming") this.#streaming(stream, route, context);
     else if (route.method.methodKind === "server_streaming") {
@@ -316,21 +322,20 @@ export class GrpcServer implements ServiceRegistrar {
    * Nothing after that message is buffered: a client that keeps sending is paused (HTTP/2
    * flow control then stops it) and, once answered, reset with NO_ERROR, as grpc-go does.
    */
-  #unary(stream: http2.ServerHttp2Stream, route: Route, context: LazyContext): void {
+  #unary(stream: ServerStream, route: Route, context: LazyContext): void {
     const reader = new EnvelopeReader(this.#options.readMaxBytes, this.#budget);
     let done = false;
     const finish = () => {
       done = true;
       reader.dispose();
     };
-    stream.once("close", finish);
-    stream.on("data", (chunk: Uint8Array) => {
+    stream.onclose = () => {
+      finish();
+      context.abort();
+    };
+    stream.ondata = (chunk: Uint8Array) => {
       if (done) {
-        if (!excessStreams.has(stream)) {
-          excessStreams.add(stream);
-          stream.pause();
-          if (answeredStreams.has(stream)) stream.close(NO_ERROR);
-        }
+        stream.pause();
         return;
       }
       let message: Uint8Array | null;
@@ -352,60 +357,62 @@ export class GrpcServer implements ServiceRegistrar {
       finish();
       Promise.resolve()
         .then(() => route.impl(request, context))
-        .then((output) => this.#respond(stream, [this.#encode(route.method.output, output)]))
+        .then((output) => this.#respond(stream, this.#encodeEnveloped(route.method.output, output)))
         .catch((err) => this.#fail(stream, err));
-    });
-    stream.once("end", () => {
+    };
+    stream.onend = () => {
       if (done) return;
       finish();
       this.#fail(
         stream,
         new ConnectError("grpc: error unmarshalling request: unexpected EOF", Code.Internal),
       );
-    });
+    };
   }
 
-  #streaming(stream: http2.ServerHttp2Stream, route: Route, context: LazyContext): void {
-    const requests = this.#requests(stream, route, context);
+  #streaming(stream: ServerStream, route: Route, context: LazyContext): void {
+    const chunks = new ChunkQueue(stream, maxBufferedRequestBytes);
+    const closed = new Promise<void>((resolve) => {
+      stream.onclose = () => {
+        chunks.close();
+        context.abort();
+        resolve();
+      };
+    });
+    const requests = this.#requests(chunks, route, context);
     const input = route.method.methodKind === "bidi_streaming" ? requests : null;
     const run = async () => {
       const arg = input ?? await firstOnly(requests);
       let headersSent = false;
       const output = route.impl(arg, context) as AsyncIterable<unknown>;
-      const closed = new Promise<void>((resolve) => stream.once("close", resolve));
       // Breaking out of for-await calls the generator's return(), so the service cleans up.
       for await (const message of output) {
-        if (stream.destroyed || stream.closed) break;
+        if (stream.closed) break;
         if (!headersSent) {
-          stream.respond({ ":status": 200, "content-type": "application/grpc" }, {
-            waitForTrailers: true,
-          });
+          stream.respond(okHeaders);
           headersSent = true;
         }
         const ok = stream.write(this.#encodeEnveloped(route.method.output, message));
-        if (!ok) await Promise.race([new Promise((r) => stream.once("drain", r)), closed]);
+        if (!ok) {
+          await Promise.race([new Promise<void>((r) => (stream.ondrain = r)), closed]);
+        }
       }
-      if (stream.destroyed || stream.closed) return;
-      if (!headersSent) {
-        stream.respond({ ":status": 200, "content-type": "application/grpc" }, {
-          waitForTrailers: true,
-        });
-      }
-      stream.once("wantTrailers", () => sendTrailersAndClose(stream, { "grpc-status": "0" }));
-      stream.end();
+      if (stream.closed) return;
+      if (!headersSent) stream.respond(okHeaders);
+      stream.end(okTrailers);
     };
     run().catch((err) => this.#fail(stream, err));
   }
 
   /** The request stream as messages; decode and framing errors end the call. */
   async *#requests(
-    stream: http2.ServerHttp2Stream,
+    chunks: ChunkQueue,
     route: Route,
     context: LazyContext,
   ): AsyncGenerator<unknown> {
     const reader = new EnvelopeReader(this.#options.readMaxBytes, this.#budget);
     try {
-      for await (const chunk of stream as AsyncIterable<Uint8Array>) {
+      for await (const chunk of chunks) {
         if (context.signal.aborted) return;
         reader.push(chunk);
         for (let m = reader.next(); m !== null; m = reader.next()) {
@@ -436,7 +443,12 @@ export class GrpcServer implements ServiceRegistrar {
       | ((m: unknown, headroom: number) => Uint8Array)
       | undefined;
     if (!encoder || (output as { $typeName?: string }).$typeName !== schema.typeName) {
-      return envelope(this.#encode(schema, output));
+      const message = (output as { $typeName?: string }).$typeName === schema.typeName
+        ? output as MessageShape<DescMessage>
+        : create(schema, output as Record<string, unknown>);
+      const bytes = toBinary(schema, message);
+      this.#options.onMessageBytes?.("sent", bytes.length);
+      return envelope(bytes);
     }
     const out = encoder(output, prefixBytes);
     const length = out.length - prefixBytes;
@@ -449,64 +461,26 @@ export class GrpcServer implements ServiceRegistrar {
     return out;
   }
 
-  #encode(schema: DescMessage, output: unknown): Uint8Array {
-    const message = (output as { $typeName?: string }).$typeName === schema.typeName
-      ? output as MessageShape<DescMessage>
-      : create(schema, output as Record<string, unknown>);
-    const encoder = this.#options.encoders?.get(schema.typeName) as
-      | ((m: MessageShape<DescMessage>, headroom: number) => Uint8Array)
-      | undefined;
-    const bytes = encoder ? encoder(message, 0) : toBinary(schema, message);
-    this.#options.onMessageBytes?.("sent", bytes.length);
-    return bytes;
-  }
-
-  #respond(stream: http2.ServerHttp2Stream, messages: Uint8Array[]): void {
-    if (stream.destroyed || stream.closed) return;
-    try {
-      this.#respondOk(stream, messages);
-    } catch {
-      stream.destroy(); // the client went away between our check and the write
-    }
-  }
-
-  #respondOk(stream: http2.ServerHttp2Stream, messages: Uint8Array[]): void {
-    stream.respond({ ":status": 200, "content-type": "application/grpc" }, {
-      waitForTrailers: true,
-    });
-    stream.once("wantTrailers", () => sendTrailersAndClose(stream, { "grpc-status": "0" }));
-    const last = messages.length - 1;
-    for (let i = 0; i < last; i++) stream.write(envelope(messages[i]));
-    stream.end(last >= 0 ? envelope(messages[last]) : undefined);
+  #respond(stream: ServerStream, message: Uint8Array): void {
+    if (stream.closed) return;
+    stream.respond(okHeaders);
+    stream.write(message);
+    stream.end(okTrailers);
   }
 
   /** Ends the call with an error status: trailers-only if nothing was sent yet. */
-  #fail(stream: http2.ServerHttp2Stream, err: unknown): void {
-    if (stream.destroyed || stream.closed) return;
-    try {
-      this.#failOk(stream, err);
-    } catch {
-      stream.destroy(); // the client went away between our check and the write
-    }
-  }
-
-  #failOk(stream: http2.ServerHttp2Stream, err: unknown): void {
+  #fail(stream: ServerStream, err: unknown): void {
+    if (stream.closed) return;
     const ce = toConnectError(err);
-    const status = {
-      "grpc-status": String(ce.code),
-      "grpc-message": encodeGrpcMessage(ce.rawMessage),
-    };
+    const status: HeaderField[] = [
+      ["grpc-status", String(ce.code)],
+      ["grpc-message", encodeGrpcMessage(ce.rawMessage)],
+    ];
     if (!stream.headersSent) {
-      stream.respond({ ":status": 200, "content-type": "application/grpc", ...status }, {
-        endStream: true,
-      });
-      answered(stream);
-      // The rest of the request body is not needed.
-      stream.resume();
+      stream.respond([[":status", "200"], ["content-type", "application/grpc"], ...status], true);
       return;
     }
-    stream.once("wantTrailers", () => sendTrailersAndClose(stream, status));
-    stream.end();
+    stream.end(status);
   }
 }
 
@@ -526,23 +500,51 @@ async function firstOnly(requests: AsyncGenerator<unknown>): Promise<unknown> {
 }
 
 /**
- * Ends a call with its status. A client still sending after the answer gets RST_STREAM with
- * NO_ERROR, which tells it to stop without failing the call (what grpc-go does).
+ * A stream's request bytes as an async iterable, holding at most `maxBytes` before the stream
+ * is paused (HTTP/2 flow control then stops the client).
  */
-function sendTrailersAndClose(
-  stream: http2.ServerHttp2Stream,
-  status: Record<string, string>,
-): void {
-  stream.sendTrailers(status);
-  answered(stream);
-}
+class ChunkQueue implements AsyncIterable<Uint8Array> {
+  #chunks: Uint8Array[] = [];
+  #bytes = 0;
+  #ended = false;
+  #wake: (() => void) | null = null;
+  readonly #stream: ServerStream;
+  readonly #maxBytes: number;
 
-/** Unary streams whose client sent more than one message. */
-const excessStreams = new WeakSet<http2.ServerHttp2Stream>();
-/** Streams whose status has been sent. */
-const answeredStreams = new WeakSet<http2.ServerHttp2Stream>();
+  constructor(stream: ServerStream, maxBytes: number) {
+    this.#stream = stream;
+    this.#maxBytes = maxBytes;
+    stream.ondata = (chunk) => {
+      this.#chunks.push(chunk);
+      this.#bytes += chunk.length;
+      if (this.#bytes >= this.#maxBytes) stream.pause();
+      this.#signal();
+    };
+    stream.onend = () => this.close();
+  }
 
-function answered(stream: http2.ServerHttp2Stream): void {
-  answeredStreams.add(stream);
-  if (excessStreams.has(stream)) stream.close(NO_ERROR);
+  close(): void {
+    this.#ended = true;
+    this.#signal();
+  }
+
+  #signal(): void {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    while (true) {
+      const chunk = this.#chunks.shift();
+      if (chunk !== undefined) {
+        this.#bytes -= chunk.length;
+        if (this.#bytes < this.#maxBytes / 2) this.#stream.resume();
+        yield chunk;
+        continue;
+      }
+      if (this.#ended) return;
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
+  }
 }

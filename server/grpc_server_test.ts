@@ -1,6 +1,6 @@
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import * as http2 from "node:http2";
-import type { AddressInfo } from "node:net";
+import * as net from "node:net";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   KV,
@@ -12,6 +12,7 @@ import {
 } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
 import { Errors } from "./errors.ts";
 import { GrpcServer } from "./grpc_server.ts";
+import { H2Connection } from "./h2/mod.ts";
 
 interface Reply {
   status: string | undefined;
@@ -49,10 +50,14 @@ async function withServer(
       for await (const _ of requests) yield create(WatchResponseSchema, { watchId: n++ });
     },
   });
-  const server = http2.createServer();
-  server.on("stream", (stream, headers) => grpc.handle(stream, headers));
+  const connections = new Set<H2Connection>();
+  const server = net.createServer((socket) => {
+    connections.add(
+      new H2Connection(socket, { maxConcurrentStreams: 100, onStream: (s) => grpc.handle(s) }),
+    );
+  });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as AddressInfo).port;
+  const port = (server.address() as net.AddressInfo).port;
   const session = http2.connect(`http://127.0.0.1:${port}`);
   const call = (path: string, body: Uint8Array, headers: Record<string, string> = {}) =>
     new Promise<Reply>((resolve, reject) => {
@@ -90,6 +95,7 @@ async function withServer(
     await fn(call);
   } finally {
     session.close();
+    for (const conn of connections) conn.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 }

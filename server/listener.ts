@@ -1,17 +1,19 @@
 /**
  * The client listener: one port, like etcd's cmux. Each connection's first bytes decide: the
- * HTTP/2 preface goes to node:http2 (native gRPC needs trailers, which Deno.serve cannot send),
- * anything else to node:http, where the Hono app serves Connect, gRPC-web and the gateway.
+ * HTTP/2 preface goes to our HTTP/2 connection (`h2/`; native gRPC needs trailers, which
+ * Deno.serve cannot send, and node:http2 cost more CPU per call than everything else a put
+ * does), anything else to node:http, where the Hono app serves Connect, gRPC-web and the
+ * gateway.
  *
  * @module
  */
 import * as http from "node:http";
-import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { Hono } from "hono";
 import type { EtcdServer } from "./etcd_server.ts";
 import { grpcOverheadBytes } from "./limits.ts";
 import { GrpcServer } from "./grpc_server.ts";
+import { H2Connection, type ServerStream } from "./h2/mod.ts";
 import { nodeHandlerFor, serveFetchOnStream } from "./node_fetch.ts";
 import { routes } from "./routes.ts";
 import { encodeWatchResponse } from "./watch_encode.ts";
@@ -35,14 +37,14 @@ const sniffPollMs = 100;
 export class ClientListener {
   readonly #tcp: net.Server;
   readonly #sockets: Set<net.Socket>;
-  readonly #h2: http2.Http2Server;
+  readonly #h2: Set<H2Connection>;
   readonly #h1: http.Server;
   /** The bound address. */
   readonly address: { hostname: string; port: number };
 
   private constructor(
     tcp: net.Server,
-    h2: http2.Http2Server,
+    h2: Set<H2Connection>,
     h1: http.Server,
     sockets: Set<net.Socket>,
     address: { hostname: string; port: number },
@@ -71,16 +73,15 @@ export class ClientListener {
           .inc(bytes),
     });
     routes(server)(grpc);
-    const h2 = http2.createServer({
-      settings: { maxConcurrentStreams: maxConcurrentStreamsPerConnection },
-    });
-    h2.on("stream", (stream, headers) => {
-      // A client may reset any stream at any time; that is not an error of ours.
-      stream.on("error", () => {});
-      if (GrpcServer.isGrpc(headers)) grpc.handle(stream, headers);
-      // Non-gRPC requests over HTTP/2 (curl --http2-prior-knowledge) reach the same app.
-      else serveFetchOnStream(stream, headers, fetchHandler, origin);
-    });
+    const h2 = new Set<H2Connection>();
+    const h2Options = {
+      maxConcurrentStreams: maxConcurrentStreamsPerConnection,
+      onStream: (stream: ServerStream) => {
+        if (GrpcServer.isGrpc(stream.headers)) grpc.handle(stream);
+        // Non-gRPC requests over HTTP/2 (curl --http2-prior-knowledge) reach the same app.
+        else serveFetchOnStream(stream, fetchHandler, origin);
+      },
+    };
     const h1 = http.createServer(nodeHandlerFor(fetchHandler, origin));
     // h1 never listens itself: it is handed connections. Deno 2.9's node:http destroys a
     // keep-alive connection after each response when its server is not listening, so every
@@ -92,8 +93,13 @@ export class ClientListener {
       sockets.add(socket);
       socket.once("close", () => sockets.delete(socket));
       classify(socket, (isHttp2) => {
-        if (isHttp2) coalesceWrites(socket);
-        (isHttp2 ? h2 : h1).emit("connection", socket);
+        if (!isHttp2) {
+          h1.emit("connection", socket);
+          return;
+        }
+        const conn = new H2Connection(socket, h2Options);
+        h2.add(conn);
+        socket.once("close", () => h2.delete(conn));
       });
     });
     return new Promise((resolve, reject) => {
@@ -110,7 +116,7 @@ export class ClientListener {
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.#tcp.close(() => resolve()));
     for (const s of this.#sockets) s.destroy();
-    this.#h2.close();
+    for (const conn of this.#h2) conn.destroy();
     this.#h1.close();
     await closed;
   }
@@ -161,27 +167,4 @@ function classify(socket: net.Socket, route: (isHttp2: boolean) => void): void {
   socket.on("readable", onReadable);
   socket.on("error", onError);
   socket.once("close", () => clearInterval(poll));
-}
-
-/**
- * Coalesces the socket writes of one event-loop turn into one: the first write corks the
- * socket and the cork is released after the turn's I/O callbacks. HTTP/2 writes every frame
- * (a response is at least HEADERS, DATA and trailing HEADERS) as its own write; under load many
- * responses are produced in the same turn, and one writev for all of them saves most of the
- * per-write cost, which the read-path profile showed as the largest single item.
- */
-function coalesceWrites(socket: net.Socket): void {
-  const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
-  let corked = false;
-  socket.write = ((...args: unknown[]) => {
-    if (!corked && !socket.destroyed) {
-      corked = true;
-      socket.cork();
-      setImmediate(() => {
-        corked = false;
-        socket.uncork();
-      });
-    }
-    return write(...args);
-  }) as typeof socket.write;
 }

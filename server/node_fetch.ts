@@ -1,13 +1,14 @@
 /**
- * Bridges node:http requests and node:http2 streams to a fetch-style handler (Hono's
+ * Bridges node:http requests and our HTTP/2 streams to a fetch-style handler (Hono's
  * `app.fetch`), so one Hono app serves every non-gRPC path on HTTP/1.1 and HTTP/2 alike.
  * Clients may go away at any moment: nothing here lets that become an unhandled error.
  *
  * @module
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import type { IncomingHttpHeaders } from "node:http";
 import type { Readable, Writable } from "node:stream";
+import type { HeaderField, ServerStream } from "./h2/mod.ts";
 
 /** A fetch-style handler. */
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
@@ -136,32 +137,92 @@ export function nodeHandlerFor(
   };
 }
 
-/** Serves one raw HTTP/2 stream with a fetch handler (non-gRPC requests on an h2 connection). */
+/** Response fields HTTP/2 forbids (RFC 9113 §8.2.2); a handler's answer may carry them. */
+const connectionSpecific = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade"]);
+
+/** Serves one HTTP/2 stream with a fetch handler (non-gRPC requests on an h2 connection). */
 export function serveFetchOnStream(
-  stream: ServerHttp2Stream,
-  headers: IncomingHttpHeaders,
+  stream: ServerStream,
   handler: FetchHandler,
   origin: string,
 ): void {
-  stream.on("error", () => {});
+  const raw = stream.headers;
+  const method = raw[":method"] ?? "GET";
+  const headers = new Headers();
+  for (const name in raw) if (!name.startsWith(":")) headers.set(name, raw[name]);
+  const controller = new AbortController();
+  let bodyDone = false;
+  let failBody: ((err: Error) => void) | null = null;
+  let body: ReadableStream<Uint8Array> | null = null;
+  if (method !== "GET" && method !== "HEAD") {
+    // Cancelling (a handler that stopped reading at its bound) drops the rest of the body
+    // instead of failing the stream, so the handler's answer can still be sent.
+    body = new ReadableStream<Uint8Array>({
+      start(c) {
+        failBody = (err) => c.error(err);
+        stream.ondata = (chunk) => {
+          if (bodyDone) return;
+          c.enqueue(chunk);
+          if ((c.desiredSize ?? 0) <= 0) stream.pause();
+        };
+        stream.onend = () => {
+          if (!bodyDone) c.close();
+          bodyDone = true;
+        };
+      },
+      pull() {
+        stream.resume();
+      },
+      cancel() {
+        bodyDone = true;
+        stream.resume();
+      },
+    }, { highWaterMark: 1 });
+  } else {
+    stream.ondata = () => {};
+  }
+  const closed = new Promise<null>((resolve) => {
+    stream.onclose = () => {
+      controller.abort();
+      if (!bodyDone) failBody?.(new Error("request body closed before its end"));
+      bodyDone = true;
+      resolve(null);
+    };
+  });
   const run = async () => {
-    const url = new URL(String(headers[":path"] ?? "/"), origin).href;
-    const method = String(headers[":method"] ?? "GET");
-    const request = fetchRequest(url, method, webHeaders(headers), stream, stream);
+    const request = new Request(new URL(raw[":path"] ?? "/", origin).href, {
+      method,
+      headers,
+      body,
+      signal: controller.signal,
+      // @ts-ignore: `duplex` is required by fetch for streaming bodies but missing from lib types
+      duplex: "half",
+    });
     const response = await handler(request);
-    if (stream.destroyed || stream.closed) return;
-    const out: Record<string, string> = { ":status": String(response.status) };
-    response.headers.forEach((value, name) => (out[name] = value));
-    stream.respond(out, { endStream: response.body === null });
-    if (response.body) await pipeBody(response.body, stream);
+    if (stream.closed) return;
+    const fields: HeaderField[] = [[":status", String(response.status)]];
+    response.headers.forEach((value, name) => {
+      if (!connectionSpecific.has(name)) fields.push([name, value]);
+    });
+    stream.respond(fields, response.body === null);
+    if (response.body === null) return;
+    const reader = response.body.getReader();
+    try {
+      for (;;) {
+        const next = await Promise.race([reader.read(), closed]);
+        if (next === null || next.done || stream.closed) break;
+        if (!stream.write(next.value)) {
+          await Promise.race([new Promise<void>((r) => (stream.ondrain = r)), closed]);
+        }
+      }
+    } finally {
+      await reader.cancel().catch(() => {});
+    }
+    stream.end();
   };
   run().catch(() => {
-    if (stream.destroyed || stream.closed) return;
-    try {
-      if (!stream.headersSent) stream.respond({ ":status": 500 }, { endStream: true });
-      else stream.destroy();
-    } catch {
-      stream.destroy();
-    }
+    if (stream.closed) return;
+    if (!stream.headersSent) stream.respond([[":status", "500"]], true);
+    else stream.reset();
   });
 }
