@@ -273,6 +273,13 @@ export class RawNode {
     return this.#tracker.learners.has(this.id);
   }
 
+  /** True when the configuration has members besides this one (voters or learners). */
+  get hasPeers(): boolean {
+    const t = this.#tracker;
+    return t.voters.size + t.learners.size >
+      (t.voters.has(this.id) || t.learners.has(this.id) ? 1 : 0);
+  }
+
   /** The latest snapshot held, null when none. */
   get snapshot(): Snapshot | null {
     return this.#snapshot;

@@ -1,6 +1,6 @@
 import { deepStrictEqual, strictEqual, throws } from "node:assert/strict";
 import { ProposalDroppedError, RawNode } from "./raw_node.ts";
-import type { Ready } from "./types.ts";
+import { ConfChangeType, type Ready } from "./types.ts";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
@@ -133,4 +133,18 @@ Deno.test("uncommitted proposal bytes are bounded, and freed by commit", () => {
   throws(() => node.propose(new Uint8Array(6)), /too many uncommitted bytes/);
   drain(node);
   node.propose(new Uint8Array(6)); // the first one committed: room again
+});
+
+Deno.test("hasPeers: a lone voter has none; other voters or learners are peers", () => {
+  strictEqual(newNode().hasPeers, false);
+  strictEqual(newNode(undefined, { voters: [1n, 2n, 3n] }).hasPeers, true);
+  strictEqual(newNode(undefined, { voters: [1n], learners: [2n] }).hasPeers, true);
+  const grown = newNode();
+  grown.applyConfChange({
+    id: 1n,
+    type: ConfChangeType.addLearnerNode,
+    nodeId: 4n,
+    context: new Uint8Array(),
+  });
+  strictEqual(grown.hasPeers, true);
 });

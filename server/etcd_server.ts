@@ -251,8 +251,16 @@ export class EtcdServer {
       alreadyCompacted: (err) => err === Errors.compacted,
     });
     const timedWal = {
+      // A lone member has nothing to overlap with its disk wait, and handing the fdatasync to
+      // the thread pool then costs a round trip through the event loop, behind every request
+      // that arrived meanwhile (measured, 64 clients: 7 400 -> 10 700 puts/s inline). With
+      // peers, the wait overlaps replication and their answers (3 members, 16 clients:
+      // 1 760 -> 2 300 puts/s with the pool for all but the smallest saves).
       save: (hardState: Parameters<Wal["save"]>[0], entries: Parameters<Wal["save"]>[1]) =>
-        this.metrics.timeAsync(this.metrics.walFsyncSeconds, () => wal.save(hardState, entries)),
+        this.metrics.timeAsync(
+          this.metrics.walFsyncSeconds,
+          () => node.hasPeers ? wal.save(hardState, entries) : wal.save(hardState, entries, true),
+        ),
       saveSnapshot: async (snapshot: Snapshot) => {
         // Entries the mark covers are dropped on replay: the backend must hold them first.
         store.commit();
