@@ -275,9 +275,7 @@ export class RawNode {
 
   /** True when the configuration has members besides this one (voters or learners). */
   get hasPeers(): boolean {
-    const t = this.#tracker;
-    return t.voters.size + t.learners.size >
-      (t.voters.has(this.id) || t.learners.has(this.id) ? 1 : 0);
+    return this.#hasPeers();
   }
 
   /** The latest snapshot held, null when none. */

@@ -295,7 +295,9 @@ export class RaftLoop {
   async #maybeSnapshot(): Promise<void> {
     const every = this.#options.snapshotEntries ?? 0;
     const node = this.#node;
-    const held = node.snapshot?.metadata.index ?? node.log.firstIndex() - 1;
+    // Counted from the last snapshot, not from the log's start: a lone member compacts its
+    // log without snapshots (see #advance), and the WAL is released only at snapshots.
+    const held = node.snapshot?.metadata.index ?? 0;
     const due = every > 0 && node.log.applied - held >= every;
     if (!due && !node.needsSnapshot) return;
     if (!this.#hooks.snapshotData || node.log.applied <= held) return;
@@ -328,7 +330,11 @@ export class RaftLoop {
 
   #advance(rd: Ready): void {
     this.#node.advance(rd);
-    if (!this.#options.snapshotEntries) this.#node.compactLog(this.#options.retainedEntries);
+    // With peers this compacts only up to the held snapshot (followers catch up from the rest);
+    // a lone member keeps just the window. Holding --snapshot-count entries (100 000 by default)
+    // in memory cost every young-generation GC: each entry's bytes have their own ArrayBuffer,
+    // and scavenges of 8-30 ms were the put path's p99 (a heap snapshot showed 99 000 entries).
+    this.#node.compactLog(this.#options.retainedEntries);
     this.#releaseAppliedWaiters(this.#node.log.applied);
     const inFlight = this.#readInFlight;
     for (const rs of rd.readStates) {
