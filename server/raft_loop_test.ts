@@ -189,3 +189,44 @@ Deno.test("reads arriving while a read index is confirmed share the next request
     await loop.stop(new Error("test over"));
   }
 });
+
+Deno.test("a lone member keeps only its catch-up window in memory, and still snapshots on schedule", async () => {
+  const node = new RawNode(
+    { id: 1n, voters: [1n], electionTicks: 10, heartbeatTicks: 1, random: () => 0.5 },
+    { hardState: null, marker: { index: 0, term: 0 }, entries: [] },
+  );
+  node.campaign();
+  const snapshots: number[] = [];
+  const loop = new RaftLoop(node, {
+    save: () => Promise.resolve(),
+    saveSnapshot: (s) => {
+      snapshots.push(s.metadata.index);
+      return Promise.resolve();
+    },
+  }, {
+    apply: () => {},
+    onFatal: (err) => {
+      throw err;
+    },
+    snapshotData: () => new Uint8Array(),
+  }, { tickIntervalMs: 60_000, retainedEntries: 10, snapshotEntries: 100 });
+  loop.start();
+  try {
+    for (let i = 1; i <= 250; i++) {
+      loop.propose(utf8(`v${i}`));
+      if (i % 25 === 0) await loop.waitApplied(i + 1); // + the leader's empty entry
+    }
+    await loop.waitApplied(251);
+    // Without peers, nothing needs applied entries beyond the window: not 100 of them.
+    strictEqual(
+      node.log.applied - node.log.firstIndex() < 20,
+      true,
+      `first ${node.log.firstIndex()}`,
+    );
+    // Snapshots (which release WAL segments) still come every 100 entries.
+    deepStrictEqual(snapshots.length, 2);
+    strictEqual(snapshots[1] - snapshots[0] >= 100, true);
+  } finally {
+    await loop.stop(new Error("test over"));
+  }
+});
