@@ -1,18 +1,10 @@
 import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
 import { Histogram, percentile } from "./stats.ts";
 import { AssertionError } from "../internal/assert.ts";
+import { mulberry32 } from "../internal/seeded_random.ts";
 
-/** Small seeded PRNG (mulberry32) so the sample sets are the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded, so the sample sets are the same on every run. */
+const prng = mulberry32;
 
 /** Latency-like samples in ms: log-normal around ~1 ms with a long tail. */
 function latencies(count: number, seed: number): number[] {

@@ -16,6 +16,7 @@ import {
   RangeRequestSchema,
 } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
 import { assert } from "../internal/assert.ts";
+import { mulberry32 } from "../internal/seeded_random.ts";
 import { grpcFrame, grpcPath, grpcPrefixBytes } from "./grpc_raw.ts";
 
 /** A generated etcd KV client. */
@@ -98,16 +99,7 @@ export interface PreparedCase {
 }
 
 /** mulberry32: tiny, fast, seeded; good enough to spread keys uniformly. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const prng: (seed: number) => () => number = mulberry32;
 
 /** Key number `index` as exactly `keySize` ASCII digits (zero padded). */
 export function makeKey(index: number, keySize: number): Uint8Array {

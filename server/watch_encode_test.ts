@@ -7,7 +7,7 @@ import {
   WatchResponseSchema,
 } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
 import { encodeWatchResponse } from "./watch_encode.ts";
-import { SeededRandom } from "../tests/support/seeded_random.ts";
+import { SeededRandom } from "../internal/seeded_random.ts";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 

@@ -13,6 +13,7 @@
  * @module
  */
 import { assert } from "../../internal/assert.ts";
+import { mulberry32 } from "../../internal/seeded_random.ts";
 import { describeMessage, messageTypeName } from "../message.ts";
 import { type RaftConfig, RawNode } from "../raw_node.ts";
 import {
@@ -39,17 +40,8 @@ export function utf8(s: string): Uint8Array {
   return encoder.encode(s);
 }
 
-/** A deterministic PRNG (mulberry32) returning numbers in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic PRNG returning numbers in [0, 1). */
+export const seededRandom: (seed: number) => () => number = mulberry32;
 
 /** Encodes a conf change as entry data (test format: JSON; the server uses raftpb). */
 export function encodeConfChange(cc: ConfChange): Uint8Array {

@@ -2,7 +2,7 @@ import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { concatBytes } from "../../internal/bytes.ts";
-import { SeededRandom } from "../../tests/support/seeded_random.ts";
+import { SeededRandom } from "../../internal/seeded_random.ts";
 import { H2Connection, type H2ConnectionOptions, type ServerStream } from "./connection.ts";
 import {
   clientPreface,

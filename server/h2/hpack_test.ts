@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { fromHex } from "../../internal/bytes.ts";
-import { SeededRandom } from "../../tests/support/seeded_random.ts";
+import { mulberry32 } from "../../internal/seeded_random.ts";
 import {
   DEFAULT_HEADER_TABLE_BYTES,
   type HeaderField,
@@ -21,10 +21,7 @@ function bytes(...parts: (number | string)[]): Uint8Array {
 }
 
 /** A seeded PRNG so failures reproduce. */
-function prng(seed: number): () => number {
-  const random = new SeededRandom(seed);
-  return () => random.next();
-}
+const prng = mulberry32;
 
 function newDecoder(maxTableBytes = 4096, maxHeaderListBytes = 64 * 1024): HpackDecoder {
   return new HpackDecoder({ maxTableBytes, maxHeaderListBytes });

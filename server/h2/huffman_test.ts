@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { fromHex } from "../../internal/bytes.ts";
-import { SeededRandom } from "../../tests/support/seeded_random.ts";
+import { mulberry32 } from "../../internal/seeded_random.ts";
 import {
   HUFFMAN_CODE_BITS,
   HUFFMAN_CODES,
@@ -28,10 +28,7 @@ function decode(bytes: Uint8Array): string | null {
 }
 
 /** A seeded PRNG so failures reproduce. */
-function prng(seed: number): () => number {
-  const random = new SeededRandom(seed);
-  return () => random.next();
-}
+const prng = mulberry32;
 
 Deno.test("huffman table: a complete canonical code of 257 symbols, EOS all ones", () => {
   assert.equal(HUFFMAN_CODES.length, 257);

@@ -48,7 +48,7 @@ import {
   httpStatusOf,
   rawExchange,
 } from "../support/raw_wire.ts";
-import { SeededRandom, seedFromEnv } from "../support/seeded_random.ts";
+import { SeededRandom, seedFromEnv } from "../../internal/seeded_random.ts";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const b64 = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes));

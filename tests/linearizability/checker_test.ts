@@ -7,7 +7,7 @@ import {
   type Operation,
 } from "./checker.ts";
 import { mutateOneRead, randomLinearizableHistory } from "./random_history.ts";
-import { SeededRandom } from "../support/seeded_random.ts";
+import { SeededRandom } from "../../internal/seeded_random.ts";
 
 // Compact constructors: [call, return]; a return of Infinity is an operation that never answered.
 const put = (key: string, value: string, call: number, ret: number): Operation => ({

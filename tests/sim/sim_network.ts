@@ -6,7 +6,7 @@
  * @module
  */
 import type { Message } from "../../raft/mod.ts";
-import type { SeededRandom } from "../support/seeded_random.ts";
+import type { SeededRandom } from "../../internal/seeded_random.ts";
 
 /** How unreliable the network is (probabilities per message, delays in time units). */
 export interface NetworkFaults {

@@ -33,7 +33,7 @@ import {
   type Ready,
   type Snapshot,
 } from "../../raft/mod.ts";
-import { SeededRandom } from "../support/seeded_random.ts";
+import { SeededRandom } from "../../internal/seeded_random.ts";
 import { chainHash, commandOf, InvariantViolation, Oracle } from "./oracle.ts";
 import { type MachineState, SimDisk } from "./sim_disk.ts";
 import { type NetworkFaults, reliableNetwork, SimNetwork } from "./sim_network.ts";

@@ -1,26 +1,30 @@
 /**
- * A small seeded pseudo-random generator (mulberry32) for fuzz loops whose failures must be
- * replayable from the printed seed.
+ * A small seeded pseudo-random generator (mulberry32): fuzz loops and simulations whose
+ * failures must be replayable from the printed seed, and the benchmark's key choice.
  *
  * @module
  */
 
-/** A deterministic random source. */
-export class SeededRandom {
-  #state: number;
-
-  /** Starts the sequence at `seed` (any 32-bit integer). */
-  constructor(readonly seed: number) {
-    this.#state = seed >>> 0;
-  }
-
-  /** A uniform float in [0, 1). */
-  next(): number {
-    this.#state = (this.#state + 0x6d2b79f5) >>> 0;
-    let t = this.#state;
+/** mulberry32 as a function returning uniform floats in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+/** A deterministic random source. */
+export class SeededRandom {
+  /** A uniform float in [0, 1). */
+  readonly next: () => number;
+
+  /** Starts the sequence at `seed` (any 32-bit integer). */
+  constructor(readonly seed: number) {
+    this.next = mulberry32(seed);
   }
 
   /** A uniform integer in [0, n). */
