@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { IncomingHttpHeaders } from "node:http";
 import type { Readable, Writable } from "node:stream";
-import type { HeaderField, ServerStream } from "./h2/mod.ts";
+import { connectionSpecificFields, type HeaderField, type ServerStream } from "./h2/mod.ts";
 
 /** A fetch-style handler. */
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
@@ -78,25 +78,33 @@ function fetchRequest(
   });
 }
 
+/** Where a response body goes: a node:http response or one of our HTTP/2 streams. */
+interface BodySink {
+  /** Takes a chunk; false asks the caller to wait for `drained()`. */
+  write(chunk: Uint8Array): boolean;
+  drained(): Promise<void>;
+  /** Resolves (with null) when the client is gone. */
+  closed: Promise<null>;
+  isClosed(): boolean;
+  end(): void;
+}
+
 /**
  * Copies a response body to `sink` with back-pressure; stops early if the sink closes. Each
- * wait for 'drain' also ends on 'close', so a vanished client never leaves it hanging.
+ * wait for room also ends on close, so a vanished client never leaves it hanging.
  */
-async function pipeBody(body: ReadableStream<Uint8Array>, sink: Writable): Promise<void> {
+async function pipeBody(body: ReadableStream<Uint8Array>, sink: BodySink): Promise<void> {
   const reader = body.getReader();
-  const closed = new Promise<null>((resolve) => sink.once("close", () => resolve(null)));
   try {
     for (;;) {
-      const next = await Promise.race([reader.read(), closed]);
-      if (next === null || next.done || sink.destroyed) break;
-      if (!sink.write(next.value)) {
-        await Promise.race([new Promise((resolve) => sink.once("drain", resolve)), closed]);
-      }
+      const next = await Promise.race([reader.read(), sink.closed]);
+      if (next === null || next.done || sink.isClosed()) break;
+      if (!sink.write(next.value)) await Promise.race([sink.drained(), sink.closed]);
     }
   } finally {
     await reader.cancel().catch(() => {});
   }
-  if (!sink.destroyed) sink.end();
+  if (!sink.isClosed()) sink.end();
 }
 
 /** A node:http request listener serving a fetch handler. */
@@ -126,8 +134,14 @@ export function nodeHandlerFor(
         res.once("finish", () => req.socket?.destroy());
       }
       res.writeHead(response.status, headers);
-      if (response.body) await pipeBody(response.body, res);
-      else res.end();
+      if (!response.body) return void res.end();
+      await pipeBody(response.body, {
+        write: (chunk) => res.write(chunk),
+        drained: () => new Promise((resolve) => res.once("drain", () => resolve())),
+        closed: new Promise((resolve) => res.once("close", () => resolve(null))),
+        isClosed: () => res.destroyed,
+        end: () => res.end(),
+      });
     };
     run().catch(() => {
       if (res.destroyed) return;
@@ -136,9 +150,6 @@ export function nodeHandlerFor(
     });
   };
 }
-
-/** Response fields HTTP/2 forbids (RFC 9113 §8.2.2); a handler's answer may carry them. */
-const connectionSpecific = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade"]);
 
 /** Serves one HTTP/2 stream with a fetch handler (non-gRPC requests on an h2 connection). */
 export function serveFetchOnStream(
@@ -202,23 +213,18 @@ export function serveFetchOnStream(
     if (stream.closed) return;
     const fields: HeaderField[] = [[":status", String(response.status)]];
     response.headers.forEach((value, name) => {
-      if (!connectionSpecific.has(name)) fields.push([name, value]);
+      // HTTP/2 forbids them (RFC 9113 §8.2.2); a handler's answer may carry them.
+      if (!connectionSpecificFields.has(name)) fields.push([name, value]);
     });
     stream.respond(fields, response.body === null);
     if (response.body === null) return;
-    const reader = response.body.getReader();
-    try {
-      for (;;) {
-        const next = await Promise.race([reader.read(), closed]);
-        if (next === null || next.done || stream.closed) break;
-        if (!stream.write(next.value)) {
-          await Promise.race([new Promise<void>((r) => (stream.ondrain = r)), closed]);
-        }
-      }
-    } finally {
-      await reader.cancel().catch(() => {});
-    }
-    stream.end();
+    await pipeBody(response.body, {
+      write: (chunk) => stream.write(chunk),
+      drained: () => new Promise((resolve) => (stream.ondrain = resolve)),
+      closed,
+      isClosed: () => stream.closed,
+      end: () => stream.end(),
+    });
   };
   run().catch(() => {
     if (stream.closed) return;

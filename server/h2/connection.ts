@@ -427,12 +427,7 @@ export class H2Connection {
 
   /** Request bytes reached the consumer: return them to the peer's windows, in batches. */
   consumed(stream: ServerStream, bytes: number): void {
-    this.#recvUnacked += bytes;
-    if (this.#recvUnacked >= this.#connectionWindowBytes / 2) {
-      this.#windowUpdate(0, this.#recvUnacked);
-      this.#recvWindow += this.#recvUnacked;
-      this.#recvUnacked = 0;
-    }
+    this.#returnWindow(bytes);
     if (stream.remoteEnded) return;
     stream.recvUnacked += bytes;
     if (stream.recvUnacked >= this.#streamWindowBytes / 2) {
@@ -468,19 +463,13 @@ export class H2Connection {
   #parse(bytes: Uint8Array): number {
     let at = 0;
     if (!this.#prefaceSeen) {
-      if (bytes.length < prefaceBytes.length) {
-        for (let i = 0; i < bytes.length; i++) {
-          if (bytes[i] !== prefaceBytes[i]) {
-            throw new ConnectionError(ErrorCode.protocolError, "bad client preface");
-          }
-        }
-        return 0;
-      }
-      for (let i = 0; i < prefaceBytes.length; i++) {
+      const seen = Math.min(bytes.length, prefaceBytes.length);
+      for (let i = 0; i < seen; i++) {
         if (bytes[i] !== prefaceBytes[i]) {
           throw new ConnectionError(ErrorCode.protocolError, "bad client preface");
         }
       }
+      if (seen < prefaceBytes.length) return 0;
       this.#prefaceSeen = true;
       at = prefaceBytes.length;
     }
@@ -581,6 +570,7 @@ export class H2Connection {
     }
   }
 
+  /** Returns connection window for bytes no longer held, in batches of half the window. */
   #returnWindow(bytes: number): void {
     this.#recvUnacked += bytes;
     if (this.#recvUnacked >= this.#connectionWindowBytes / 2) {
@@ -910,7 +900,8 @@ export class H2Connection {
   }
 }
 
-const connectionSpecific = new Set([
+/** Fields that name a connection, not a message: HTTP/2 forbids them (RFC 9113 §8.2.2). */
+export const connectionSpecificFields: ReadonlySet<string> = new Set([
   "connection",
   "keep-alive",
   "proxy-connection",
@@ -939,7 +930,7 @@ function requestHeaders(fields: HeaderField[]): RequestHeaders | null {
       continue;
     }
     regularSeen = true;
-    if (name !== name.toLowerCase() || connectionSpecific.has(name)) return null;
+    if (name !== name.toLowerCase() || connectionSpecificFields.has(name)) return null;
     if (name === "te" && value !== "trailers") return null;
     const prior = headers[name];
     headers[name] = prior === undefined ? value : prior + (name === "cookie" ? "; " : ", ") + value;

@@ -5,6 +5,7 @@
  * @module
  */
 export {
+  connectionSpecificFields,
   H2Connection,
   type H2ConnectionOptions,
   type RequestHeaders,
