@@ -1,4 +1,5 @@
 import { deepStrictEqual, strictEqual, throws } from "node:assert/strict";
+import { newMessage } from "./message.ts";
 import { ProposalDroppedError, RawNode } from "./raw_node.ts";
 import { Network, utf8 } from "./testing/network.ts";
 import { type Entry, type Message, MessageType } from "./types.ts";
@@ -83,20 +84,7 @@ Deno.test("committed entries are handed out only once durable on the member", ()
 });
 
 function appFrom(from: bigint, to: bigint, term: number): Message {
-  return {
-    type: MessageType.heartbeat,
-    from,
-    to,
-    term,
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 0,
-    snapshot: null,
-    reject: false,
-    rejectHint: 0,
-    context: new Uint8Array(),
-  };
+  return newMessage({ type: MessageType.heartbeat, from, to, term });
 }
 
 Deno.test("a lone voter's leader holds its messages until its term is durable", () => {

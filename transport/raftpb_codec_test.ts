@@ -8,6 +8,7 @@ import {
   type Message,
   MessageType,
 } from "../raft/types.ts";
+import { newMessage } from "../raft/message.ts";
 import {
   confStateFromProto,
   decodeConfChange,
@@ -59,20 +60,7 @@ Deno.test("messages convert to protobuf and back unchanged", () => {
 });
 
 Deno.test("a snapshot left out stays null, a present empty one stays present", () => {
-  const base: Message = {
-    type: MessageType.app,
-    to: 2n,
-    from: 1n,
-    term: 1,
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 0,
-    snapshot: null,
-    reject: false,
-    rejectHint: 0,
-    context: new Uint8Array(),
-  };
+  const base = newMessage({ type: MessageType.app, to: 2n, from: 1n, term: 1 });
   strictEqual(messageFromProto(messageToProto(base)).snapshot, null);
   const empty = {
     ...base,
