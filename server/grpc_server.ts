@@ -439,11 +439,12 @@ export class GrpcServer implements ServiceRegistrar {
 
   /** A response message with its gRPC prefix, written in place by a fast encoder if any. */
   #encodeEnveloped(schema: DescMessage, output: unknown): Uint8Array {
+    const typed = (output as { $typeName?: string }).$typeName === schema.typeName;
     const encoder = this.#options.encoders?.get(schema.typeName) as
       | ((m: unknown, headroom: number) => Uint8Array)
       | undefined;
-    if (!encoder || (output as { $typeName?: string }).$typeName !== schema.typeName) {
-      const message = (output as { $typeName?: string }).$typeName === schema.typeName
+    if (!encoder || !typed) {
+      const message = typed
         ? output as MessageShape<DescMessage>
         : create(schema, output as Record<string, unknown>);
       const bytes = toBinary(schema, message);
