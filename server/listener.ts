@@ -37,21 +37,18 @@ const sniffPollMs = 100;
 export class ClientListener {
   readonly #tcp: net.Server;
   readonly #sockets: Set<net.Socket>;
-  readonly #h2: Set<H2Connection>;
   readonly #h1: http.Server;
   /** The bound address. */
   readonly address: { hostname: string; port: number };
 
   private constructor(
     tcp: net.Server,
-    h2: Set<H2Connection>,
     h1: http.Server,
     sockets: Set<net.Socket>,
     address: { hostname: string; port: number },
   ) {
     this.#sockets = sockets;
     this.#tcp = tcp;
-    this.#h2 = h2;
     this.#h1 = h1;
     this.address = address;
   }
@@ -73,7 +70,6 @@ export class ClientListener {
           .inc(bytes),
     });
     routes(server)(grpc);
-    const h2 = new Set<H2Connection>();
     const h2Options = {
       maxConcurrentStreams: maxConcurrentStreamsPerConnection,
       onStream: (stream: ServerStream) => {
@@ -97,9 +93,8 @@ export class ClientListener {
           h1.emit("connection", socket);
           return;
         }
-        const conn = new H2Connection(socket, h2Options);
-        h2.add(conn);
-        socket.once("close", () => h2.delete(conn));
+        // Destroying the socket (close()) closes the connection and its streams.
+        new H2Connection(socket, h2Options);
       });
     });
     return new Promise((resolve, reject) => {
@@ -107,7 +102,7 @@ export class ClientListener {
       tcp.listen(port, hostname, () => {
         tcp.off("error", reject);
         const bound = tcp.address() as net.AddressInfo;
-        resolve(new ClientListener(tcp, h2, h1, sockets, { hostname, port: bound.port }));
+        resolve(new ClientListener(tcp, h1, sockets, { hostname, port: bound.port }));
       });
     });
   }
@@ -116,7 +111,6 @@ export class ClientListener {
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.#tcp.close(() => resolve()));
     for (const s of this.#sockets) s.destroy();
-    for (const conn of this.#h2) conn.destroy();
     this.#h1.close();
     await closed;
   }
