@@ -29,6 +29,7 @@ import {
 import { decodeOptions } from "./codec.ts";
 import type { HeaderField, RequestHeaders, ServerStream } from "./h2/mod.ts";
 import { toConnectError } from "./errors.ts";
+import { implementedMethods, type MethodImpl } from "./service_methods.ts";
 
 /** Anything services can be registered on: our gRPC server and Connect's router alike. */
 export interface ServiceRegistrar {
@@ -36,12 +37,10 @@ export interface ServiceRegistrar {
   service<T extends DescService>(service: T, impl: ServiceImpl<T>): any;
 }
 
-type AnyImpl = (request: unknown, context: HandlerContext) => unknown;
-
 interface Route {
   service: DescService;
   method: DescMethod;
-  impl: AnyImpl;
+  impl: MethodImpl;
 }
 
 /** Options of the gRPC server. */
@@ -260,14 +259,8 @@ export class GrpcServer implements ServiceRegistrar {
 
   /** Registers a service's methods under `/<package.Service>/<Method>`. */
   service<T extends DescService>(service: T, impl: ServiceImpl<T>): this {
-    for (const method of service.methods) {
-      const fn = (impl as Record<string, unknown>)[method.localName];
-      if (typeof fn !== "function") continue;
-      this.#routes.set(`/${service.typeName}/${method.name}`, {
-        service,
-        method,
-        impl: fn.bind(impl) as AnyImpl,
-      });
+    for (const [method, call] of implementedMethods(service, impl)) {
+      this.#routes.set(`/${service.typeName}/${method.name}`, { service, method, impl: call });
     }
     return this;
   }

@@ -8,6 +8,7 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { Errors } from "./errors.ts";
+import { wrapMethods } from "./service_methods.ts";
 
 /** The unary calls a learner serves (etcd's isRPCSupportedForLearner). */
 function servedByLearner(method: DescMethod, request: unknown): boolean {
@@ -31,21 +32,19 @@ export function guardLearner<T extends DescService>(
   impl: Partial<ServiceImpl<T>>,
   isLearner: () => boolean,
 ): Partial<ServiceImpl<T>> {
-  const wrapped: Record<string, unknown> = {};
-  for (const method of service.methods) {
-    const fn = (impl as Record<string, unknown>)[method.localName];
-    if (typeof fn !== "function") continue;
-    const call = fn.bind(impl) as (request: unknown, context: HandlerContext) => unknown;
-    wrapped[method.localName] = method.methodKind === "unary"
-      ? (request: unknown, context: HandlerContext) => {
-        if (isLearner() && !servedByLearner(method, request)) throw Errors.learnerNotSupported;
-        return call(request, context);
-      }
-      // Not a generator around the call: that would add an await per streamed message.
-      : (request: unknown, context: HandlerContext) => {
-        if (!isLearner()) return call(request, context);
-        return refusedStream();
-      };
-  }
-  return wrapped as Partial<ServiceImpl<T>>;
+  return wrapMethods(
+    service,
+    impl,
+    (method, call) =>
+      method.methodKind === "unary"
+        ? (request: unknown, context: HandlerContext) => {
+          if (isLearner() && !servedByLearner(method, request)) throw Errors.learnerNotSupported;
+          return call(request, context);
+        }
+        // Not a generator around the call: that would add an await per streamed message.
+        : (request: unknown, context: HandlerContext) => {
+          if (!isLearner()) return call(request, context);
+          return refusedStream();
+        },
+  );
 }

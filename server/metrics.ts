@@ -15,6 +15,7 @@ import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { cpuUsage } from "node:process";
 import { toConnectError } from "./errors.ts";
+import { wrapMethods } from "./service_methods.ts";
 import { formatId } from "./ids.ts";
 import { serverVersion } from "./version.ts";
 
@@ -727,17 +728,12 @@ export class ServerMetrics {
     service: T,
     impl: Partial<ServiceImpl<T>>,
   ): Partial<ServiceImpl<T>> {
-    const wrapped: Record<string, unknown> = {};
-    for (const method of service.methods) {
-      const fn = (impl as Record<string, unknown>)[method.localName];
-      if (typeof fn !== "function") continue;
-      const call = fn.bind(impl) as (request: unknown, context: HandlerContext) => unknown;
+    return wrapMethods(service, impl, (method, call) => {
       const counters = this.#grpc.counters(service, method);
-      wrapped[method.localName] = method.methodKind === "unary"
+      return method.methodKind === "unary"
         ? instrumentUnary(call, counters)
         : instrumentStream(call, counters, method.methodKind !== "server_streaming");
-    }
-    return wrapped as Partial<ServiceImpl<T>>;
+    });
   }
 }
 
