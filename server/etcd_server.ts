@@ -9,6 +9,7 @@ import { create, type Message, type MessageInitShape, toBinary } from "@bufbuild
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { assert } from "../internal/assert.ts";
+import { IdTable } from "../internal/id_table.ts";
 import { Lessor } from "../lease/mod.ts";
 import { MvccStore, WatchHub } from "../mvcc/mod.ts";
 import {
@@ -176,7 +177,7 @@ export class EtcdServer {
   readonly #selfRemovals = new Set<bigint>();
   readonly #leaseForwarder: LeaseForwarder;
   readonly #paths: { walDir: string; dbPath: string; snapDir: string };
-  readonly #waiters = new Map<bigint, Waiter>();
+  readonly #waiters = new IdTable<Waiter>();
   readonly #requestTimeoutMs: number;
   readonly #ids: IdGenerator;
   readonly #timers: ReturnType<typeof setInterval>[] = [];
@@ -435,9 +436,8 @@ export class EtcdServer {
     }
     if (!error) this.#loop.node.applyConfChange(cc);
     this.#syncPeers();
-    const waiter = this.#waiters.get(cc.id);
+    const waiter = this.#waiters.take(cc.id);
     if (waiter) {
-      this.#waiters.delete(cc.id);
       if (error) waiter.reject(error);
       else waiter.resolve(this.membership.list());
     }
@@ -455,9 +455,7 @@ export class EtcdServer {
     // A removal of this member that it proposed itself is done: the cluster says so. Raft
     // will not tell it (the leader stops replicating to a removed member), so answer here.
     for (const id of this.#selfRemovals) {
-      const waiter = this.#waiters.get(id);
-      this.#waiters.delete(id);
-      waiter?.resolve(this.membership.list().filter((m) => m.id !== this.memberId));
+      this.#waiters.take(id)?.resolve(this.membership.list().filter((m) => m.id !== this.memberId));
     }
     this.#selfRemovals.clear();
     if (this.#removalTimer !== undefined || this.#stopped) return;
@@ -606,13 +604,10 @@ export class EtcdServer {
         this.#fatal(err);
       }
     }, backendCommitIntervalMs));
-    // One sweep instead of a timer per proposal: Map iteration is in insertion order, so
-    // the oldest proposals come first and the sweep stops at the first one still in time.
+    // One sweep instead of a timer per proposal.
     this.#timers.push(setInterval(() => {
       const now = performance.now();
-      for (const [id, waiter] of this.#waiters) {
-        if (waiter.deadline > now) break;
-        this.#waiters.delete(id);
+      for (const waiter of this.#waiters.removeWhere((w) => w.deadline <= now)) {
         this.metrics.proposalsFailed.inc();
         waiter.reject(this.#timeoutError(waiter.deadline - this.#requestTimeoutMs));
       }
@@ -844,7 +839,7 @@ export class EtcdServer {
       try {
         this.#loop.propose(data, type);
       } catch (err) {
-        this.#waiters.delete(id);
+        this.#waiters.take(id);
         if (!(err instanceof ProposalDroppedError)) reject(err);
         // Overload is etcd's "too many requests" (clients back off); otherwise no leader.
         else if (err.reason === "not leader") reject(Errors.noLeader);
@@ -938,8 +933,7 @@ export class EtcdServer {
     await this.stopPeerTraffic();
     await this.#loop.stop(Errors.stopped);
     this.watchHub.close();
-    for (const waiter of this.#waiters.values()) waiter.reject(Errors.stopped);
-    this.#waiters.clear();
+    for (const waiter of this.#waiters.drain()) waiter.reject(Errors.stopped);
     this.store.commit();
     this.store.close();
     await this.#wal.close();
@@ -967,9 +961,8 @@ export class EtcdServer {
   }
 
   #settle(id: bigint, outcome: ApplyOutcome): void {
-    const waiter = this.#waiters.get(id);
+    const waiter = this.#waiters.take(id);
     if (!waiter) return; // proposed by an earlier run of this member, or timed out
-    this.#waiters.delete(id);
     if (outcome.error) waiter.reject(outcome.error);
     else waiter.resolve(outcome.response);
   }
@@ -981,8 +974,7 @@ export class EtcdServer {
     for (const timer of this.#timers) clearInterval(timer);
     this.#compactor?.stop();
     this.watchHub.close();
-    for (const waiter of this.#waiters.values()) waiter.reject(Errors.stopped);
-    this.#waiters.clear();
+    for (const waiter of this.#waiters.drain()) waiter.reject(Errors.stopped);
     this.#onFatal(err);
   }
 }

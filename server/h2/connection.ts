@@ -15,6 +15,7 @@
  */
 import type * as net from "node:net";
 import { assert } from "../../internal/assert.ts";
+import { IdTable } from "../../internal/id_table.ts";
 import { type HeaderField, HpackDecoder, HpackEncoder, HpackError } from "./hpack.ts";
 import {
   clientPreface,
@@ -267,7 +268,8 @@ export class H2Connection {
   readonly #encoded = new WeakMap<readonly HeaderField[], Uint8Array>();
   #tableUpdatePending = false;
   readonly #out = new OutputBuffer();
-  readonly #streams = new Map<number, ServerStream>();
+  /** Open streams by id (an IdTable: see there why not a Map). */
+  readonly #streams = new IdTable<ServerStream>();
   /** Streams with bytes or an end waiting for window or socket room. */
   readonly #blocked = new Set<ServerStream>();
   readonly #streamWindowBytes: number;
@@ -419,7 +421,7 @@ export class H2Connection {
   /** Forgets a finished stream and tells its consumer. */
   closeStream(stream: ServerStream): void {
     if (stream.closed) return;
-    this.#streams.delete(stream.id);
+    this.#streams.take(stream.id);
     this.#blocked.delete(stream);
     stream.markClosed();
     if (this.#goingAway && this.#streams.size === 0) this.#endSocket();
@@ -893,8 +895,7 @@ export class H2Connection {
   }
 
   #closeAllStreams(): void {
-    const streams = [...this.#streams.values()];
-    this.#streams.clear();
+    const streams = this.#streams.drain();
     this.#blocked.clear();
     for (const stream of streams) stream.markClosed();
   }

@@ -7,6 +7,7 @@
  */
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
+import { Wal } from "../../wal/mod.ts";
 import { freePort, type Member, memberCommand, startMember } from "./harness.ts";
 
 const b64 = (s: string) => btoa(s);
@@ -38,6 +39,16 @@ async function walSegments(dataDir: string): Promise<string[]> {
   const names: string[] = [];
   for await (const e of Deno.readDir(dir)) if (e.name.endsWith(".wal")) names.push(e.name);
   return names.sort().map((n) => join(dir, n));
+}
+
+/** Where the last WAL segment's records end (it is preallocated: zeros follow them). */
+async function recordsEnd(dataDir: string): Promise<number> {
+  const { wal } = await Wal.open(join(dataDir, "member", "wal"), { warn: () => {} });
+  try {
+    return wal.tailOffset;
+  } finally {
+    await wal.close();
+  }
 }
 
 async function withDataDir(fn: (dataDir: string) => Promise<void>): Promise<void> {
@@ -101,9 +112,11 @@ Deno.test("ours: a torn WAL tail is repaired at start-up; other corruption refus
     await first.stop();
     const [segment] = (await walSegments(dataDir)).slice(-1);
 
-    await t.step("torn tail: half a record of garbage at the end", async () => {
-      const torn = new Uint8Array([0x2a, 0, 0, 0, 1, 7, 7]);
-      await Deno.writeFile(segment, torn, { append: true });
+    await t.step("torn tail: half a record of garbage after the last record", async () => {
+      const end = await recordsEnd(dataDir);
+      const bytes = await Deno.readFile(segment);
+      bytes.set([0x2a, 0, 0, 0, 1, 7, 7], end);
+      await Deno.writeFile(segment, bytes);
       const member = await startMember({ impl: "ours", dataDir, clientPort, peerPort, name });
       try {
         const stored = await rangeAll(member.clientUrl);
@@ -117,8 +130,9 @@ Deno.test("ours: a torn WAL tail is repaired at start-up; other corruption refus
     await t.step(
       "a flipped byte in the middle: exit 1, a clear message, WAL untouched",
       async () => {
+        const end = await recordsEnd(dataDir);
         const bytes = await Deno.readFile(segment);
-        bytes[Math.floor(bytes.length / 2)] ^= 0xff;
+        bytes[Math.floor(end / 2)] ^= 0xff;
         await Deno.writeFile(segment, bytes);
         const { cmd, args } = memberCommand("ours", [
           "--name",
@@ -136,8 +150,13 @@ Deno.test("ours: a torn WAL tail is repaired at start-up; other corruption refus
           "--initial-cluster",
           `${name}=http://127.0.0.1:${peerPort}`,
         ]);
-        const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" })
-          .output();
+        // Bounded: a member that wrongly starts would otherwise keep the test waiting.
+        const out = await new Deno.Command(cmd, {
+          args,
+          stdout: "piped",
+          stderr: "piped",
+          signal: AbortSignal.timeout(30_000),
+        }).output();
         const stderr = new TextDecoder().decode(out.stderr);
         strictEqual(out.code, 1, stderr);
         strictEqual(/corrupt/i.test(stderr), true, stderr);
