@@ -26,6 +26,7 @@ export function kvService(server: EtcdServer): ServiceImpl<typeof KV> {
   return {
     async range(req) {
       checkRangeRequest(req);
+      server.noteLocalAnswer();
       if (!req.serializable) await server.linearizableRead();
       const response = applyRange(server.store.read(), req);
       server.fillHeader(response.header);
@@ -46,6 +47,7 @@ export function kvService(server: EtcdServer): ServiceImpl<typeof KV> {
     async txn(req) {
       checkTxnRequest(req, server.config.maxTxnOps);
       if (isTxnReadOnly(req)) {
+        server.noteLocalAnswer();
         await server.linearizableRead();
         const response = applyTxnReadOnly(server.store.read(), req);
         server.fillHeader(response.header);

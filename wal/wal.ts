@@ -76,14 +76,6 @@ export interface WalOptions {
   warn?: (message: string) => void;
   /** Receives each fdatasync's duration in seconds (for a latency histogram). */
   observeSync?: (seconds: number) => void;
-  /**
-   * Saves of at most this many entries fdatasync on the calling thread instead of the thread
-   * pool (default 2), unless the caller says otherwise (`save`'s `inlineSync`). A small save
-   * means low load, where nothing waits to overlap with the disk and the pool's round trip is
-   * pure latency (measured: 1-client puts 562 -> 679/s); big saves keep the event loop free
-   * while the disk works.
-   */
-  inlineSyncMaxEntries?: number;
 }
 
 /** Everything {@linkcode Wal.open} recovered. */
@@ -115,7 +107,6 @@ interface ResolvedOptions {
   maxRecordBytes: number;
   warn: (message: string) => void;
   observeSync: ((seconds: number) => void) | null;
-  inlineSyncMaxEntries: number;
 }
 
 function resolveOptions(options: WalOptions): ResolvedOptions {
@@ -136,7 +127,6 @@ function resolveOptions(options: WalOptions): ResolvedOptions {
     maxRecordBytes,
     warn: options.warn ?? ((m) => console.warn(m)),
     observeSync: options.observeSync ?? null,
-    inlineSyncMaxEntries: options.inlineSyncMaxEntries ?? 2,
   };
 }
 
@@ -588,7 +578,7 @@ export class Wal {
   save(
     hardState: WalHardState | null,
     entries: WalEntry[],
-    inlineSync: boolean = entries.length <= this.#opts.inlineSyncMaxEntries,
+    inlineSync = false,
   ): Promise<void> {
     if (hardState === null && entries.length === 0) return this.#enqueue(() => Promise.resolve());
     return this.#enqueue(() => this.#save(hardState, entries, inlineSync));
