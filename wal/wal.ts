@@ -99,6 +99,23 @@ const LIMIT_MAX_RECORD_BYTES = 512 * MIB;
 const MAX_SAVE_BYTES = 1024 * MIB;
 /** No segment we write can be larger (a full segment plus one save); checked before reading. */
 const MAX_SEGMENT_FILE_BYTES = LIMIT_MAX_SEGMENT_BYTES + MAX_SAVE_BYTES;
+/**
+ * How long `open` retries the lock of the last segment. A log closed a moment ago in this
+ * process can still hold it briefly (seen once in CI: a reopen right after close was refused);
+ * another live process holding it is refused after this.
+ */
+const LOCK_WAIT_MS = 500;
+const LOCK_RETRY_MS = 10;
+
+async function lockWithin(file: Deno.FsFile, waitMs: number): Promise<boolean> {
+  const deadline = performance.now() + waitMs;
+  while (!await file.tryLock(true)) {
+    if (performance.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_MS));
+  }
+  return true;
+}
+
 /** etcd warns about an fdatasync slower than this. */
 const SLOW_SYNC_MS = 1000;
 
@@ -514,7 +531,7 @@ export class Wal {
     const last = segments[segments.length - 1];
     const file = await Deno.open(segmentPath(dir, last.name), { read: true, write: true });
     try {
-      if (!await file.tryLock(true)) throw new WalLockedError(last.name);
+      if (!await lockWithin(file, LOCK_WAIT_MS)) throw new WalLockedError(last.name);
       // A temporary is a segment whose creation never finished: it holds no acknowledged data.
       for (const t of temporaries) await Deno.remove(segmentPath(dir, t));
       const r = await replay(dir, segments, opts.maxRecordBytes);
