@@ -16,7 +16,6 @@ import {
   type LeaseTimeToLiveRequest,
   type LeaseTimeToLiveResponse,
   type ResponseHeader,
-  ResponseHeaderSchema,
 } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
 import {
   InternalRaftRequestSchema,
@@ -787,14 +786,19 @@ export class EtcdServer {
     return { committed: log.committed, applied: log.applied };
   }
 
-  /** A response header at `revision` (the store's current revision by default). */
+  /**
+   * A response header at `revision` (the store's current revision by default). A literal
+   * with every field, as `create` would make it: watch fan-out asks for one per watcher and
+   * revision, and the generic `create` cost more than the rest of building the response.
+   */
   header(revision?: bigint): ResponseHeader {
-    return create(ResponseHeaderSchema, {
+    return {
+      $typeName: "etcdserverpb.ResponseHeader",
       clusterId: this.clusterId,
       memberId: this.memberId,
       revision: revision ?? BigInt(this.store.currentRev),
       raftTerm: BigInt(this.term),
-    });
+    };
   }
 
   /** Fills the member-specific fields of a header produced by apply. */

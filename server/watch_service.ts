@@ -152,6 +152,29 @@ export function fragmentResponse(wr: WatchResponse, maxBytes: number): WatchResp
 }
 
 /**
+ * A response carrying events, with every field set as `create` sets it, built as a literal:
+ * one is made per watcher and revision, and protobuf-es's generic `create` cost about 0.5 µs
+ * each, a tenth of the server's CPU per delivered event at 1 000 watchers.
+ */
+export function eventsResponse(
+  header: ResponseHeader,
+  watchId: bigint,
+  events: PbEvent[],
+): WatchResponse {
+  return {
+    $typeName: "etcdserverpb.WatchResponse",
+    header,
+    watchId,
+    created: false,
+    canceled: false,
+    compactRevision: 0n,
+    cancelReason: "",
+    fragment: false,
+    events,
+  };
+}
+
+/**
  * Protobuf events by store event, built once however many watchers send them (responses
  * only read them). Weak: an entry lives as long as some watcher still holds the event.
  */
@@ -429,11 +452,11 @@ class WatchSession {
         compactRevision: BigInt(batch.compactRevision),
       })];
     }
-    const wr = create(WatchResponseSchema, {
-      header: this.#deps.header(BigInt(batch.revision)),
-      watchId: w.id,
-      events: batch.events.map((ev) => pbEvent(ev, w.prevKv)),
-    });
+    const wr = eventsResponse(
+      this.#deps.header(BigInt(batch.revision)),
+      w.id,
+      batch.events.map((ev) => pbEvent(ev, w.prevKv)),
+    );
     if (wr.events.length > 0) entry.progressDue = false;
     return entry.fragment ? fragmentResponse(wr, this.#deps.maxRequestBytes) : [wr];
   }

@@ -16,7 +16,9 @@ import {
   WatchResponseSchema,
 } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
 import { WebWatch } from "../proto/gen/etcdweb/web_watch_pb.ts";
+import { EventSchema } from "../proto/gen/etcd/mvccpb/kv_pb.ts";
 import {
+  eventsResponse,
   fragmentResponse,
   maxControlResponses,
   maxMergedResponseBytes,
@@ -754,4 +756,13 @@ Deno.test("a closing hub ends streams with `server stopped`", async () => {
   strictEqual((s.state.error as ConnectError).rawMessage, "etcdserver: server stopped");
   await s.close();
   t.store.close();
+});
+
+Deno.test("a response built as a literal equals the one create() builds", () => {
+  const header = create(ResponseHeaderSchema, { clusterId: 1n, memberId: 2n, revision: 9n });
+  const events = [create(EventSchema, { kv: { key: utf8("k"), modRevision: 9n } })];
+  deepStrictEqual(
+    eventsResponse(header, 7n, events),
+    create(WatchResponseSchema, { header, watchId: 7n, events }),
+  );
 });
