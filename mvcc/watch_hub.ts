@@ -499,6 +499,11 @@ export class WatchHub {
     return this.#source.currentRev;
   }
 
+  /** True while any watcher (synced or catching up) is open. */
+  get watching(): boolean {
+    return this.#synced.size + this.#unsynced.size > 0;
+  }
+
   /** Number of synced and unsynced watchers. */
   get counts(): { synced: number; unsynced: number } {
     return { synced: this.#synced.size, unsynced: this.#unsynced.size };

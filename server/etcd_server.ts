@@ -237,7 +237,11 @@ export class EtcdServer {
       lessor: this.lessor,
       alarms: this.alarms,
       onOutcome: (id, outcome) => this.#settle(id, outcome),
-      onEvents: (events) => this.watchHub.notify(events),
+      onEvents: (events) => {
+        // Watchers are answered from local state too: syncs then leave the loop to them.
+        if (this.watchHub.watching) this.#syncPolicy.noteLocalAnswer();
+        this.watchHub.notify(events);
+      },
       onLease: (change) =>
         (change === "granted" ? this.metrics.leaseGranted : this.metrics.leaseRevoked).inc(),
       onConfChange: (entry) => this.#applyConfChange(entry),
