@@ -101,8 +101,10 @@ const MAX_SAVE_BYTES = 1024 * MIB;
 const MAX_SEGMENT_FILE_BYTES = LIMIT_MAX_SEGMENT_BYTES + MAX_SAVE_BYTES;
 /**
  * How long `open` retries the lock of the last segment. A log closed a moment ago in this
- * process can still hold it briefly (seen once in CI: a reopen right after close was refused);
- * another live process holding it is refused after this.
+ * process can still hold it: a child process forked meanwhile (by any part of the process)
+ * shares the open file, and so its lock, until it execs and the close-on-exec descriptor goes.
+ * The parallel test suite, which spawns servers and etcdctl, refused a reopen right after a
+ * close that way twice. Another live process that holds the lock is refused after this.
  */
 const LOCK_WAIT_MS = 500;
 const LOCK_RETRY_MS = 10;
