@@ -7,36 +7,46 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { IncomingHttpHeaders } from "node:http";
-import type { Readable, Writable } from "node:stream";
+import type { Readable } from "node:stream";
 import { connectionSpecificFields, type HeaderField, type ServerStream } from "./h2/mod.ts";
 
 /** A fetch-style handler. */
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
 
 /**
+ * Where a request body comes from (a node:http request or one of our HTTP/2 streams): `start`
+ * registers the callbacks for its chunks, its end, and its source going away before the end.
+ */
+interface BodySource {
+  start(on: { data(chunk: Uint8Array): void; end(): void; closed(): void }): void;
+  pause(): void;
+  resume(): void;
+}
+
+/**
  * A request body as a web stream. Cancelling it (a handler that stopped reading at its bound)
  * discards the rest of the body instead of destroying the source, so the handler's answer
  * (for example 413 or 400) can still be sent.
  */
-export function bodyStream(source: Readable): ReadableStream<Uint8Array> {
+function bodyStream(source: BodySource): ReadableStream<Uint8Array> {
   let done = false;
   return new ReadableStream<Uint8Array>({
     start(controller) {
-      source.on("data", (chunk: Uint8Array) => {
-        if (done) return;
-        controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-        if ((controller.desiredSize ?? 0) <= 0) source.pause();
+      source.start({
+        data(chunk) {
+          if (done) return;
+          controller.enqueue(chunk);
+          if ((controller.desiredSize ?? 0) <= 0) source.pause();
+        },
+        end() {
+          if (!done) controller.close();
+          done = true;
+        },
+        closed() {
+          if (!done) controller.error(new Error("request body closed before its end"));
+          done = true;
+        },
       });
-      source.once("end", () => {
-        if (!done) controller.close();
-        done = true;
-      });
-      source.once("close", () => {
-        if (!done) controller.error(new Error("request body closed before its end"));
-        done = true;
-      });
-      source.on("error", () => {});
-      source.pause();
     },
     pull() {
       source.resume();
@@ -46,6 +56,23 @@ export function bodyStream(source: Readable): ReadableStream<Uint8Array> {
       source.resume(); // drain and drop
     },
   }, { highWaterMark: 1 });
+}
+
+/** A node:http request as a body source. */
+function readableSource(source: Readable): BodySource {
+  return {
+    start(on) {
+      source.on("data", (chunk: Uint8Array) => {
+        on.data(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      });
+      source.once("end", on.end);
+      source.once("close", on.closed);
+      source.on("error", () => {});
+      source.pause();
+    },
+    pause: () => source.pause(),
+    resume: () => source.resume(),
+  };
 }
 
 function webHeaders(raw: IncomingHttpHeaders): Headers {
@@ -58,21 +85,20 @@ function webHeaders(raw: IncomingHttpHeaders): Headers {
   return headers;
 }
 
+/** The Request a fetch handler sees; only methods other than GET and HEAD read `body`. */
 function fetchRequest(
   url: string,
   method: string,
   headers: Headers,
-  body: Readable,
-  closed: Writable | Readable,
+  body: BodySource,
+  signal: AbortSignal,
 ): Request {
   const hasBody = method !== "GET" && method !== "HEAD";
-  const controller = new AbortController();
-  closed.once("close", () => controller.abort());
   return new Request(url, {
     method,
     headers,
     body: hasBody ? bodyStream(body) : null,
-    signal: controller.signal,
+    signal,
     // @ts-ignore: `duplex` is required by fetch for streaming bodies but missing from lib types
     duplex: "half",
   });
@@ -116,7 +142,15 @@ export function nodeHandlerFor(
     res.on("error", () => {});
     const run = async () => {
       const url = new URL(req.url ?? "/", origin).href;
-      const request = fetchRequest(url, req.method ?? "GET", webHeaders(req.headers), req, res);
+      const aborted = new AbortController();
+      res.once("close", () => aborted.abort());
+      const request = fetchRequest(
+        url,
+        req.method ?? "GET",
+        webHeaders(req.headers),
+        readableSource(req),
+        aborted.signal,
+      );
       const response = await handler(request);
       if (res.destroyed) return;
       const headers: Record<string, string | string[]> = {};
@@ -158,57 +192,30 @@ export function serveFetchOnStream(
   origin: string,
 ): void {
   const raw = stream.headers;
-  const method = raw[":method"] ?? "GET";
-  const headers = new Headers();
-  for (const name in raw) if (!name.startsWith(":")) headers.set(name, raw[name]);
-  const controller = new AbortController();
-  let bodyDone = false;
-  let failBody: ((err: Error) => void) | null = null;
-  let body: ReadableStream<Uint8Array> | null = null;
-  if (method !== "GET" && method !== "HEAD") {
-    // Cancelling (a handler that stopped reading at its bound) drops the rest of the body
-    // instead of failing the stream, so the handler's answer can still be sent.
-    body = new ReadableStream<Uint8Array>({
-      start(c) {
-        failBody = (err) => c.error(err);
-        stream.ondata = (chunk) => {
-          if (bodyDone) return;
-          c.enqueue(chunk);
-          if ((c.desiredSize ?? 0) <= 0) stream.pause();
-        };
-        stream.onend = () => {
-          if (!bodyDone) c.close();
-          bodyDone = true;
-        };
-      },
-      pull() {
-        stream.resume();
-      },
-      cancel() {
-        bodyDone = true;
-        stream.resume();
-      },
-    }, { highWaterMark: 1 });
-  } else {
-    stream.ondata = () => {};
-  }
+  const aborted = new AbortController();
+  let bodyClosed: (() => void) | null = null;
+  // A body nobody reads (GET, HEAD) is dropped as it comes.
+  stream.ondata = () => {};
+  const body: BodySource = {
+    start(on) {
+      stream.ondata = on.data;
+      stream.onend = on.end;
+      bodyClosed = on.closed;
+    },
+    pause: () => stream.pause(),
+    resume: () => stream.resume(),
+  };
   const closed = new Promise<null>((resolve) => {
     stream.onclose = () => {
-      controller.abort();
-      if (!bodyDone) failBody?.(new Error("request body closed before its end"));
-      bodyDone = true;
+      aborted.abort();
+      bodyClosed?.();
       resolve(null);
     };
   });
   const run = async () => {
-    const request = new Request(new URL(raw[":path"] ?? "/", origin).href, {
-      method,
-      headers,
-      body,
-      signal: controller.signal,
-      // @ts-ignore: `duplex` is required by fetch for streaming bodies but missing from lib types
-      duplex: "half",
-    });
+    const url = new URL(raw[":path"] ?? "/", origin).href;
+    const method = raw[":method"] ?? "GET";
+    const request = fetchRequest(url, method, webHeaders(raw), body, aborted.signal);
     const response = await handler(request);
     if (stream.closed) return;
     const fields: HeaderField[] = [[":status", String(response.status)]];
