@@ -101,9 +101,18 @@ function encodeGrpcMessage(message: string): string {
   return out;
 }
 
+/** Writes a gRPC message prefix (not compressed, big-endian length) at the start of `out`. */
+function writePrefix(out: Uint8Array, length: number): void {
+  out[0] = 0;
+  out[1] = length >>> 24;
+  out[2] = (length >>> 16) & 0xff;
+  out[3] = (length >>> 8) & 0xff;
+  out[4] = length & 0xff;
+}
+
 function envelope(message: Uint8Array): Uint8Array {
   const out = new Uint8Array(prefixBytes + message.length);
-  new DataView(out.buffer).setUint32(1, message.length);
+  writePrefix(out, message.length);
   out.set(message, prefixBytes);
   return out;
 }
@@ -436,22 +445,17 @@ export class GrpcServer implements ServiceRegistrar {
     const encoder = this.#options.encoders?.get(schema.typeName) as
       | ((m: unknown, headroom: number) => Uint8Array)
       | undefined;
-    if (!encoder || !typed) {
+    let out: Uint8Array;
+    if (encoder && typed) {
+      out = encoder(output, prefixBytes);
+      writePrefix(out, out.length - prefixBytes);
+    } else {
       const message = typed
         ? output as MessageShape<DescMessage>
         : create(schema, output as Record<string, unknown>);
-      const bytes = toBinary(schema, message);
-      this.#options.onMessageBytes?.("sent", bytes.length);
-      return envelope(bytes);
+      out = envelope(toBinary(schema, message));
     }
-    const out = encoder(output, prefixBytes);
-    const length = out.length - prefixBytes;
-    out[0] = 0; // not compressed
-    out[1] = length >>> 24;
-    out[2] = (length >>> 16) & 0xff;
-    out[3] = (length >>> 8) & 0xff;
-    out[4] = length & 0xff;
-    this.#options.onMessageBytes?.("sent", length);
+    this.#options.onMessageBytes?.("sent", out.length - prefixBytes);
     return out;
   }
 
