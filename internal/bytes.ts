@@ -1,6 +1,6 @@
 /**
  * Byte-string helpers shared by every layer: ordering (keys are compared as unsigned
- * bytes, as etcd does), concatenation and etcd's prefix range end.
+ * bytes, as etcd does), concatenation, etcd's prefix range end, hex, and big-endian integers.
  *
  * @module
  */
@@ -73,4 +73,18 @@ export function fromHex(text: string): Uint8Array {
   const out = new Uint8Array(digits.length / 2);
   for (let i = 0; i < out.length; i++) out[i] = parseInt(digits.slice(2 * i, 2 * i + 2), 16);
   return out;
+}
+
+/** Reads a 32-bit big-endian unsigned integer. */
+export function readUint32(bytes: Uint8Array, at: number): number {
+  return ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3]) >>>
+    0;
+}
+
+/** Writes a 32-bit big-endian unsigned integer. */
+export function writeUint32(out: Uint8Array, at: number, value: number): void {
+  out[at] = value >>> 24;
+  out[at + 1] = (value >>> 16) & 0xff;
+  out[at + 2] = (value >>> 8) & 0xff;
+  out[at + 3] = value & 0xff;
 }

@@ -26,6 +26,7 @@ import {
   type HandlerContext,
   type ServiceImpl,
 } from "@connectrpc/connect";
+import { readUint32, writeUint32 } from "../internal/bytes.ts";
 import { decodeOptions } from "./codec.ts";
 import type { HeaderField, RequestHeaders, ServerStream } from "./h2/mod.ts";
 import { toConnectError } from "./errors.ts";
@@ -104,10 +105,7 @@ function encodeGrpcMessage(message: string): string {
 /** Writes a gRPC message prefix (not compressed, big-endian length) at the start of `out`. */
 function writePrefix(out: Uint8Array, length: number): void {
   out[0] = 0;
-  out[1] = length >>> 24;
-  out[2] = (length >>> 16) & 0xff;
-  out[3] = (length >>> 8) & 0xff;
-  out[4] = length & 0xff;
+  writeUint32(out, 1, length);
 }
 
 function envelope(message: Uint8Array): Uint8Array {
@@ -155,7 +153,7 @@ class EnvelopeReader {
   next(): Uint8Array | null {
     if (this.#bufferedBytes < prefixBytes) return null;
     const head = this.#peek(prefixBytes);
-    const length = new DataView(head.buffer, head.byteOffset, prefixBytes).getUint32(1);
+    const length = readUint32(head, 1);
     if (length > this.#readMaxBytes) {
       throw new ConnectError(
         `grpc: received message larger than max (${length} vs. ${this.#readMaxBytes})`,

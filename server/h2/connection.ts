@@ -15,6 +15,7 @@
  */
 import type * as net from "node:net";
 import { assert } from "../../internal/assert.ts";
+import { readUint32, writeUint32 } from "../../internal/bytes.ts";
 import { IdTable } from "../../internal/id_table.ts";
 import { type HeaderField, HpackDecoder, HpackEncoder, HpackError } from "./hpack.ts";
 import {
@@ -27,9 +28,7 @@ import {
   FrameType,
   maxAllowedFrameBytes,
   maxWindowBytes,
-  readUint32,
   Setting,
-  writeUint32,
 } from "./frames.ts";
 import { OutputBuffer } from "./output.ts";
 

@@ -1,7 +1,7 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import { concatBytes } from "../../internal/bytes.ts";
+import { concatBytes, readUint32, writeUint32 } from "../../internal/bytes.ts";
 import { SeededRandom } from "../../internal/seeded_random.ts";
 import { H2Connection, type H2ConnectionOptions, type ServerStream } from "./connection.ts";
 import {
@@ -10,9 +10,7 @@ import {
   Flag,
   frameHeaderBytes,
   FrameType,
-  readUint32,
   writeFrameHeader,
-  writeUint32,
 } from "./frames.ts";
 import { type HeaderField, HpackDecoder, HpackEncoder } from "./hpack.ts";
 

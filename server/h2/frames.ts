@@ -87,17 +87,3 @@ export function writeFrameHeader(
   out[at + 7] = (streamId >>> 8) & 0xff;
   out[at + 8] = streamId & 0xff;
 }
-
-/** Reads a 32-bit big-endian unsigned integer. */
-export function readUint32(bytes: Uint8Array, at: number): number {
-  return ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3]) >>>
-    0;
-}
-
-/** Writes a 32-bit big-endian unsigned integer. */
-export function writeUint32(out: Uint8Array, at: number, value: number): void {
-  out[at] = value >>> 24;
-  out[at + 1] = (value >>> 16) & 0xff;
-  out[at + 2] = (value >>> 8) & 0xff;
-  out[at + 3] = value & 0xff;
-}
