@@ -903,7 +903,8 @@ export class EtcdServer {
   /**
    * Waits until this member has applied everything committed when called (etcd's
    * waitAppliedIndex, used before lease renewals): local, no ReadIndex round, at most
-   * `applyWaitTimeoutMs`.
+   * `applyWaitTimeoutMs`. A renewal is answered from local state, so it counts as a local
+   * answer for the WAL sync policy.
    */
   async waitAppliedIndex(): Promise<void> {
     if (this.#stopped) throw Errors.stopped;
