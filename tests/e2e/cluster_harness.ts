@@ -271,10 +271,15 @@ export class Cluster {
    * (bounded) while the cluster answers that it cannot take the change yet; throws with
    * etcdctl's output otherwise.
    */
-  async reconfigure(...args: string[]): Promise<string> {
+  reconfigure(...args: string[]): Promise<string> {
+    return this.reconfigureVia(this.runningVoters(), ...args);
+  }
+
+  /** {@linkcode Cluster.reconfigure} sent to the endpoints of `via` only. */
+  async reconfigureVia(via: number[], ...args: string[]): Promise<string> {
     const deadline = Date.now() + reconfigRetryMs;
     for (let attempt = 1;; attempt++) {
-      const res = await this.etcdctl(this.runningVoters(), "member", ...args);
+      const res = await this.etcdctl(via, "member", ...args);
       if (res.code === 0) return res.stdout;
       const output = `${res.stderr}${res.stdout}`;
       if (!retryableReconfig.test(output) || Date.now() > deadline) {
