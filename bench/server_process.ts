@@ -1,9 +1,11 @@
 /**
- * Starting and stopping the servers under test: ours (`deno run -A mod.ts`) and real etcd, both
+ * Starting and stopping the servers under test: ours (`deno run` with `serverRunArgs`) and real etcd, both
  * with the same etcd-style flags, a fresh temp data dir and free loopback ports.
  *
  * @module
  */
+
+import { serverRunArgs } from "../internal/server_command.ts";
 
 /** Which server a figure belongs to. */
 export type Target = "ours" | "etcd";
@@ -205,7 +207,7 @@ export async function launchServer(
 ): Promise<ServerHandle> {
   const [command, args] = target === "etcd"
     ? [config.etcdBinary, flags]
-    : [Deno.execPath(), ["run", "-A", config.oursEntry, ...flags]];
+    : [Deno.execPath(), serverRunArgs(config.oursEntry, flags)];
   const argv = [command, ...args];
   let child: Deno.ChildProcess;
   try {

@@ -13,6 +13,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { serverRunArgs } from "../internal/server_command.ts";
 import { type LoopbackMember, loopbackMemberFlags } from "../bench/server_process.ts";
 
 /** Which server the members run. */
@@ -57,7 +58,7 @@ export function memberCommandLine(
   const flags = memberFlags(member, members);
   return impl === "etcd"
     ? { cmd: paths.etcdBinary, args: flags }
-    : { cmd: Deno.execPath(), args: ["run", "-A", paths.oursEntry, ...flags] };
+    : { cmd: Deno.execPath(), args: serverRunArgs(paths.oursEntry, flags) };
 }
 
 /** How long members get to exit after SIGTERM before they are killed. */

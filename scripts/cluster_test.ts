@@ -1,4 +1,5 @@
 import { deepStrictEqual } from "node:assert/strict";
+import { serverRunArgs } from "../internal/server_command.ts";
 import { memberCommandLine, memberFlags, procfileMembers } from "./cluster.ts";
 
 Deno.test("procfileMembers: etcd's Procfile layout, data dirs under the given root", () => {
@@ -41,6 +42,6 @@ Deno.test("memberCommandLine: the same flags for etcd and for our mod.ts", () =>
   deepStrictEqual(etcd, { cmd: "/usr/bin/etcd", args: memberFlags(members[0], members) });
   deepStrictEqual(ours, {
     cmd: Deno.execPath(),
-    args: ["run", "-A", "/repo/mod.ts", ...memberFlags(members[0], members)],
+    args: serverRunArgs("/repo/mod.ts", memberFlags(members[0], members)),
   });
 });

@@ -9,6 +9,8 @@
  * @module
  */
 
+import { serverRunArgs } from "../../internal/server_command.ts";
+
 /** Which server a member runs: this repository's `mod.ts` or the reference etcd binary. */
 export type Impl = "ours" | "etcd";
 
@@ -101,7 +103,7 @@ export interface StartOptions {
 /** The command line that runs a member of `impl` with `flags`. */
 export function memberCommand(impl: Impl, flags: string[]): { cmd: string; args: string[] } {
   if (impl === "etcd") return { cmd: ETCD_BIN, args: flags };
-  return { cmd: Deno.execPath(), args: ["run", "-A", `${REPO_ROOT}mod.ts`, ...flags] };
+  return { cmd: Deno.execPath(), args: serverRunArgs(`${REPO_ROOT}mod.ts`, flags) };
 }
 
 /** The environment without variables that would change etcd's or etcdctl's behaviour. */
