@@ -767,23 +767,54 @@ function instrumentStream(
       yield request;
     }
   }
-  return async function* (request, context) {
+  return (request, context) => {
     counters.started.inc();
     let input = request;
     if (streamedInput) input = countInput(request as AsyncIterable<unknown>);
     else counters.received.inc();
-    let code: number = Code.Canceled; // unless the stream ends or fails by itself
-    try {
-      for await (const response of call(input, context) as AsyncIterable<unknown>) {
-        counters.sent.inc();
-        yield response;
-      }
-      code = grpcOk;
-    } catch (err) {
-      code = codeOf(err);
-      throw err;
-    } finally {
-      counters.handled[code]?.inc();
-    }
+    return countOutput(call(input, context) as AsyncIterable<unknown>, counters);
+  };
+}
+
+/**
+ * `responses` counted as they are taken, and the call's code once it ends: by itself (OK), by
+ * failing (the error's code) or by the consumer stopping early (Canceled, as etcd counts a
+ * stream the client gives up). A plain iterator rather than a generator around the service's
+ * own, so that each response pays for one more promise reaction, not one more generator.
+ */
+function countOutput(
+  responses: AsyncIterable<unknown>,
+  counters: MethodCounters,
+): AsyncIterable<unknown> {
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<unknown> {
+      const inner = responses[Symbol.asyncIterator]();
+      let ended = false;
+      const end = (code: number) => {
+        if (ended) return;
+        ended = true;
+        counters.handled[code]?.inc();
+      };
+      const counted = (result: IteratorResult<unknown>) => {
+        if (result.done) end(grpcOk);
+        else if (!ended) counters.sent.inc();
+        return result;
+      };
+      const failed = (err: unknown): never => {
+        end(codeOf(err));
+        throw err;
+      };
+      return {
+        next: () => inner.next().then(counted, failed),
+        return: (value?: unknown) => {
+          end(Code.Canceled);
+          return inner.return
+            ? inner.return(value).then(counted, failed)
+            : Promise.resolve({ done: true, value });
+        },
+        throw: (err?: unknown) =>
+          inner.throw ? inner.throw(err).then(counted, failed) : Promise.reject(err).catch(failed),
+      };
+    },
   };
 }

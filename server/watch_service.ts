@@ -299,25 +299,39 @@ class WatchSession {
     }
   }
 
-  /** The responses, in the order the client must see them. */
-  async *responses(): AsyncGenerator<WatchResponse> {
-    let inARow = 0;
-    for (;;) {
-      if (this.#failure !== undefined) throw this.#failure;
-      if (this.#done) return;
-      const next = this.#next();
-      if (next) {
-        yield next;
-        if (this.#single && next.canceled) return;
-        if (++inARow >= maxResponsesPerTurn) {
-          // Let requests, raft and other streams in; what queues meanwhile merges.
-          inARow = 0;
-          await new Promise<void>((resolve) => setImmediate(resolve));
+  /**
+   * Starts the session, runs `begin` (which feeds it requests) and yields the responses in the
+   * order the client must see them; failures become wire errors, and the session is closed
+   * however the iteration ends. One generator per call: every layer of async iteration costs
+   * each of the thousands of responses a put can fan out to.
+   */
+  async *serve(begin: () => void): AsyncGenerator<WatchResponse> {
+    try {
+      this.start();
+      begin();
+      let inARow = 0;
+      for (;;) {
+        if (this.#failure !== undefined) throw this.#failure;
+        if (this.#done) return;
+        const next = this.#next();
+        if (next) {
+          yield next;
+          if (this.#single && next.canceled) return;
+          if (++inARow >= maxResponsesPerTurn) {
+            // Let requests, raft and other streams in; what queues meanwhile merges.
+            inARow = 0;
+            await new Promise<void>((resolve) => setImmediate(resolve));
+          }
+          continue;
         }
-        continue;
+        inARow = 0;
+        await new Promise<void>((resolve) => this.#wake = resolve);
       }
-      inARow = 0;
-      await new Promise<void>((resolve) => this.#wake = resolve);
+    } catch (err) {
+      // Interceptors do not see errors raised while a stream is consumed.
+      throw toConnectError(err);
+    } finally {
+      this.close();
     }
   }
 
@@ -525,29 +539,12 @@ class WatchSession {
   }
 }
 
-/** Runs a session's responses, mapping failures to wire errors; always cleans up. */
-async function* serve(
-  session: WatchSession,
-  begin: () => void,
-): AsyncGenerator<WatchResponse> {
-  try {
-    session.start();
-    begin();
-    yield* session.responses();
-  } catch (err) {
-    // Interceptors do not see errors raised while a stream is consumed.
-    throw toConnectError(err);
-  } finally {
-    session.close();
-  }
-}
-
 /** The Watch service implementation (bidirectional `Watch`). */
 export function watchService(deps: WatchServiceDeps): ServiceImpl<typeof Watch> {
   return {
     watch(requests, context) {
       const session = new WatchSession(deps, context, false);
-      return serve(session, () => void session.feed(requests));
+      return session.serve(() => void session.feed(requests));
     },
   };
 }
@@ -557,10 +554,11 @@ export function webWatchService(deps: WatchServiceDeps): ServiceImpl<typeof WebW
   return {
     watch(request, context) {
       const session = new WatchSession(deps, context, true);
-      return serve(session, () =>
+      return session.serve(() =>
         session.handle(create(WatchRequestSchema, {
           requestUnion: { case: "createRequest", value: request },
-        })));
+        }))
+      );
     },
   };
 }
@@ -600,7 +598,7 @@ export function watchGatewayHandler(
         requestHeader: hasLeader === null ? {} : { hasleader: hasLeader },
       });
       const session = new WatchSession(deps, context, false);
-      return serve(session, () => void session.feed(requests));
+      return session.serve(() => void session.feed(requests));
     },
   }, maxBodyBytes);
 }
