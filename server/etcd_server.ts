@@ -258,7 +258,7 @@ export class EtcdServer {
     });
     const timedWal = {
       save: (hardState: Parameters<Wal["save"]>[0], entries: Parameters<Wal["save"]>[1]) => {
-        const inline = this.#syncPolicy.inlineFor(node.hasPeers, entries.length);
+        const inline = this.#syncPolicy.inlineFor(node.hasPeers);
         return this.metrics.timeAsync(
           this.metrics.walFsyncSeconds,
           () => wal.save(hardState, entries, inline),

@@ -3,26 +3,25 @@ import { WalSyncPolicy } from "./wal_sync_policy.ts";
 
 Deno.test("a lone member syncs inline while it only writes, on the pool while it also answers locally", () => {
   const policy = new WalSyncPolicy();
-  strictEqual(policy.inlineFor(false, 1), true);
-  strictEqual(policy.inlineFor(false, 500), true, "however big the save");
+  strictEqual(policy.inlineFor(false), true);
+  strictEqual(policy.inlineFor(false), true, "however big the save");
 
   policy.noteLocalAnswer();
-  strictEqual(policy.inlineFor(false, 1), false, "a read was answered since the last save");
-  strictEqual(policy.inlineFor(false, 1), true, "none since");
+  strictEqual(policy.inlineFor(false), false, "a read was answered since the last save");
+  strictEqual(policy.inlineFor(false), true, "none since");
 
   policy.noteLocalAnswer();
   policy.noteLocalAnswer();
-  strictEqual(policy.inlineFor(false, 3), false);
-  strictEqual(policy.inlineFor(false, 3), true);
+  strictEqual(policy.inlineFor(false), false);
+  strictEqual(policy.inlineFor(false), true);
 });
 
-Deno.test("with peers only small saves sync inline, whatever is answered locally", () => {
+Deno.test("with peers every save syncs on the pool, whatever is answered locally", () => {
   const policy = new WalSyncPolicy();
-  strictEqual(policy.inlineFor(true, 1), true);
-  strictEqual(policy.inlineFor(true, 2), true);
-  strictEqual(policy.inlineFor(true, 3), false);
+  strictEqual(policy.inlineFor(true), false);
+  strictEqual(policy.inlineFor(true), false);
   policy.noteLocalAnswer();
-  strictEqual(policy.inlineFor(true, 2), true);
+  strictEqual(policy.inlineFor(true), false);
   // The answer was counted at that save: it does not carry over to a lone member's next one.
-  strictEqual(policy.inlineFor(false, 2), true);
+  strictEqual(policy.inlineFor(false), true);
 });
