@@ -193,8 +193,14 @@ export class Watcher {
   minRev: number;
   /** Synced, unsynced (catching up), or canceled. */
   state: WatcherState;
-  readonly #batches: WatchBatch[] = [];
+  /**
+   * Batches held for the consumer, in `[#head, #tail)`. Slots are reused rather than the
+   * array emptied: truncating it on every take made the next push allocate a fresh backing
+   * store, once per watcher and event (1 000 watchers on one key: 1 000 arrays per put).
+   */
+  readonly #batches: (WatchBatch | undefined)[] = [];
   #head = 0;
+  #tail = 0;
   #bufferedEvents = 0;
   #bufferedBytes = 0;
 
@@ -234,7 +240,7 @@ export class Watcher {
 
   /** Whether a batch waits to be taken. */
   get pending(): boolean {
-    return this.#head < this.#batches.length;
+    return this.#head < this.#tail;
   }
 
   /** Events held for the consumer. */
@@ -255,13 +261,15 @@ export class Watcher {
   /** Takes the oldest batch; the hub may refill the buffer from history afterwards. */
   take(): WatchBatch | undefined {
     if (!this.pending) return undefined;
-    const batch = this.#batches[this.#head];
-    this.#batches[this.#head++] = undefined as unknown as WatchBatch;
-    if (this.#head === this.#batches.length) {
-      this.#batches.length = 0;
+    const batch = this.#batches[this.#head]!;
+    this.#batches[this.#head++] = undefined;
+    if (this.#head === this.#tail) {
       this.#head = 0;
-    } else if (this.#head > 64 && this.#head * 2 > this.#batches.length) {
-      this.#batches.splice(0, this.#head);
+      this.#tail = 0;
+    } else if (this.#head > 64 && this.#head * 2 > this.#tail) {
+      this.#batches.copyWithin(0, this.#head, this.#tail);
+      this.#batches.fill(undefined, this.#tail - this.#head, this.#tail);
+      this.#tail -= this.#head;
       this.#head = 0;
     }
     this.#bufferedEvents -= batch.events.length;
@@ -285,7 +293,9 @@ export class Watcher {
 
   /** @internal Appends a batch and tells the stream. */
   push(batch: WatchBatch): void {
-    this.#batches.push(batch);
+    if (this.#tail < this.#batches.length) this.#batches[this.#tail] = batch;
+    else this.#batches.push(batch);
+    this.#tail++;
     this.#bufferedEvents += batch.events.length;
     this.#bufferedBytes += batch.bytes;
     this.stream.changed(this);
@@ -293,16 +303,16 @@ export class Watcher {
 
   /** @internal The last batch, if it is a progress report (so reports do not pile up). */
   lastProgress(): WatchBatch | undefined {
-    const last = this.#batches[this.#batches.length - 1];
-    return this.pending && last.events.length === 0 && last.compactRevision === undefined
-      ? last
-      : undefined;
+    if (!this.pending) return undefined;
+    const last = this.#batches[this.#tail - 1]!;
+    return last.events.length === 0 && last.compactRevision === undefined ? last : undefined;
   }
 
   /** @internal Drops everything buffered. */
   clear(): void {
     this.#batches.length = 0;
     this.#head = 0;
+    this.#tail = 0;
     this.#bufferedEvents = 0;
     this.#bufferedBytes = 0;
   }
@@ -534,6 +544,7 @@ export class WatchHub {
 
   #notifyRevision(events: MvccEvent[]): void {
     const rev = events[0].kv.modRevision;
+    if (events.length === 1) return this.#notifyOneEvent(events, rev);
     const matched = new Map<Watcher, MvccEvent[]>();
     for (const ev of events) {
       this.#synced.match(ev.kv.key, (w) => {
@@ -551,17 +562,50 @@ export class WatchHub {
       }
       const bytes = batchBytes(kept, w.prevKv);
       if (w.bufferedEvents > 0 && !this.#fits(w, kept.length, bytes)) {
-        // Too slow a consumer: stop buffering and re-read this revision later.
-        this.#synced.delete(w);
-        w.state = "unsynced";
-        w.minRev = rev;
-        this.#unsynced.add(w);
-        this.wantCatchUp(w);
+        this.#unsync(w, rev);
         continue;
       }
       w.minRev = rev + 1;
       w.push({ events: kept, revision: rev, bytes });
     }
+  }
+
+  /** Too slow a consumer: stop buffering for `w`, which re-reads from revision `rev` later. */
+  #unsync(w: Watcher, rev: number): void {
+    this.#synced.delete(w);
+    w.state = "unsynced";
+    w.minRev = rev;
+    this.#unsynced.add(w);
+    this.wantCatchUp(w);
+  }
+
+  /**
+   * A revision of one event (a put, or a delete of one key): every matched watcher gets the same
+   * events array (consumers copy before merging) and one of two sizes, so a put seen by 1 000
+   * watchers builds no table and no array per watcher.
+   */
+  #notifyOneEvent(events: MvccEvent[], rev: number): void {
+    const sizes = [-1, -1]; // without, with previous values
+    let tooSlow: Watcher[] | undefined;
+    this.#synced.match(events[0].kv.key, (w) => {
+      if (rev < w.minRev) return; // a watcher waiting for a future revision
+      const kept = w.filter(events);
+      if (kept.length === 0) {
+        w.minRev = rev + 1;
+        return;
+      }
+      const which = w.prevKv ? 1 : 0;
+      if (sizes[which] < 0) sizes[which] = batchBytes(kept, w.prevKv);
+      const bytes = sizes[which];
+      if (w.bufferedEvents > 0 && !this.#fits(w, 1, bytes)) {
+        (tooSlow ??= []).push(w);
+        return;
+      }
+      w.minRev = rev + 1;
+      w.push({ events: kept, revision: rev, bytes });
+    });
+    // Outside the walk over the synced set, which this changes.
+    for (const w of tooSlow ?? []) this.#unsync(w, rev);
   }
 
   /**
