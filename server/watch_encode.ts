@@ -11,7 +11,6 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
 import { toBinary } from "@bufbuild/protobuf";
 import { assert } from "../internal/assert.ts";
 import { type Event, EventSchema } from "../proto/gen/etcd/mvccpb/kv_pb.ts";
@@ -52,32 +51,69 @@ function headerBytes(h: ResponseHeader): Uint8Array {
   return lastHeaderBytes;
 }
 
+/** Largest bigint handled as a number: varint arithmetic on bigints costs far more. */
+const maxSafeBig = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** `v` as a non-negative number when it is one, else null (negatives and huge values). */
+function smallUnsigned(v: bigint | number): number | null {
+  if (typeof v === "number") return v >= 0 && Number.isSafeInteger(v) ? v : null;
+  return v >= 0n && v <= maxSafeBig ? Number(v) : null;
+}
+
 /** Bytes of `v` as a protobuf varint (int64 negatives as their 64-bit two's complement). */
 function varintLength(v: bigint | number): number {
-  if (typeof v === "number" && v >= 0 && v < 0x80) return 1; // lengths, mostly
+  const n = smallUnsigned(v);
+  if (n !== null) {
+    let bytes = 1;
+    for (let rest = n; rest >= 0x80; rest = Math.floor(rest / 0x80)) bytes++;
+    return bytes;
+  }
   let u = typeof v === "bigint" ? BigInt.asUintN(64, v) : BigInt(v);
-  let n = 1;
+  let bytes = 1;
   while (u >= 0x80n) {
     u >>= 7n;
-    n++;
+    bytes++;
   }
-  return n;
+  return bytes;
+}
+
+/** Bytes a slab hands out before the next one is made. */
+const slabBytes = 64 * 1024;
+let slab = new Uint8Array(slabBytes);
+let slabUsed = 0;
+
+/**
+ * `bytes` of fresh memory: a view of a shared slab for small responses (one allocation per
+ * many responses), an array of its own for large ones. Views are never handed out twice.
+ */
+function take(bytes: number): Uint8Array {
+  if (bytes > slabBytes / 4) return new Uint8Array(bytes);
+  if (slabUsed + bytes > slabBytes) {
+    slab = new Uint8Array(slabBytes);
+    slabUsed = 0;
+  }
+  const out = slab.subarray(slabUsed, slabUsed + bytes);
+  slabUsed += bytes;
+  return out;
 }
 
 class Writer {
   readonly buf: Uint8Array;
   at: number;
-  /**
-   * A Buffer (from Node's pool for small sizes) rather than a fresh Uint8Array: the HTTP/2
-   * stream takes it without wrapping it again. Every byte after `headroom` is written.
-   */
+  /** Every byte after `headroom` is written. */
   constructor(headroom: number, size: number) {
-    this.buf = Buffer.allocUnsafe(headroom + size);
+    this.buf = take(headroom + size);
     this.at = headroom;
   }
   varint(v: bigint | number): void {
-    if (typeof v === "number" && v >= 0 && v < 0x80) {
-      this.buf[this.at++] = v;
+    const n = smallUnsigned(v);
+    if (n !== null) {
+      let rest = n;
+      while (rest >= 0x80) {
+        this.buf[this.at++] = (rest % 0x80) | 0x80;
+        rest = Math.floor(rest / 0x80);
+      }
+      this.buf[this.at++] = rest;
       return;
     }
     let u = typeof v === "bigint" ? BigInt.asUintN(64, v) : BigInt(v);
@@ -143,7 +179,7 @@ export function encodeWatchResponse(wr: WatchResponse, headroom = 0): Uint8Array
     w.varint(ev.length);
     w.bytes(ev);
   }
-  // Unwritten bytes of an unsafe allocation would go out as garbage.
+  // A byte left unwritten would go out as whatever the slab held there.
   assert(w.at === w.buf.length, `watch response: wrote ${w.at} of ${w.buf.length} bytes`);
   return w.buf;
 }

@@ -52,6 +52,9 @@ Deno.test("the watch response fast path writes exactly what toBinary writes", ()
     }),
     create(WatchResponseSchema, { header: header(9n), watchId: 300n, events: shared }),
     create(WatchResponseSchema, { header: header(9n), watchId: 301n, events: shared }),
+    create(WatchResponseSchema, { header: header(2n ** 53n - 1n), watchId: 2n ** 53n - 1n }),
+    create(WatchResponseSchema, { header: header(2n ** 53n), watchId: 2n ** 53n }),
+    create(WatchResponseSchema, { header: header(2n ** 63n - 1n), watchId: 2n ** 63n - 1n }),
     create(WatchResponseSchema, {
       header: header(10n),
       watchId: 2n ** 40n,
