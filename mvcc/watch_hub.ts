@@ -87,8 +87,11 @@ export interface WatchSpec {
 
 /** One delivery to a watcher, in the order the consumer must send them. */
 export interface WatchBatch {
-  /** Events of whole revisions, in revision order; empty for a progress report. */
-  events: MvccEvent[];
+  /**
+   * Events of whole revisions, in revision order; empty for a progress report. Read-only: the
+   * watchers of one event share the array.
+   */
+  readonly events: readonly MvccEvent[];
   /**
    * The watcher has seen every matching event up to this revision (the response header's
    * revision); 0 with `compactRevision`.
@@ -584,7 +587,9 @@ export class WatchHub {
    * events array (consumers copy before merging) and one of two sizes, so a put seen by 1 000
    * watchers builds no table and no array per watcher.
    */
-  #notifyOneEvent(events: MvccEvent[], rev: number): void {
+  #notifyOneEvent(published: MvccEvent[], rev: number): void {
+    // One array of our own: the publisher's may be its own to reuse.
+    const events = [published[0]];
     const sizes = [-1, -1]; // without, with previous values
     let tooSlow: Watcher[] | undefined;
     this.#synced.match(events[0].kv.key, (w) => {

@@ -82,7 +82,7 @@ function drain(w: Watcher): WatchBatch[] {
 }
 
 /** Each event as `type key@rev`, for compact comparisons. */
-function show(batches: { events: MvccEvent[] }[]): string[] {
+function show(batches: { events: readonly MvccEvent[] }[]): string[] {
   return batches.flatMap((b) =>
     b.events.map((e) => `${e.type} ${fromUtf8(e.kv.key)}@${e.kv.modRevision}`)
   );

@@ -196,17 +196,19 @@ function pbEvent(ev: MvccEvent, withPrevKv: boolean): PbEvent {
 function takeMerged(w: Watcher): WatchBatch | undefined {
   const first = w.take();
   if (!first || first.compactRevision !== undefined) return first;
-  let merged: WatchBatch | undefined;
+  // Batches are shared between watchers: merging copies.
+  let events: MvccEvent[] | undefined;
+  let revision = first.revision;
+  let bytes = first.bytes;
   for (let next = w.peek(); next !== undefined; next = w.peek()) {
-    const bytes = (merged ?? first).bytes + next.bytes;
-    if (next.compactRevision !== undefined || bytes > maxMergedResponseBytes) break;
+    if (next.compactRevision !== undefined || bytes + next.bytes > maxMergedResponseBytes) break;
     w.take();
-    merged ??= { events: [...first.events], revision: first.revision, bytes: first.bytes };
-    for (const ev of next.events) merged.events.push(ev);
-    merged.revision = next.revision;
-    merged.bytes = bytes;
+    events ??= [...first.events];
+    for (const ev of next.events) events.push(ev);
+    revision = next.revision;
+    bytes += next.bytes;
   }
-  return merged ?? first;
+  return events === undefined ? first : { events, revision, bytes };
 }
 
 /** Taken places a session's ready queue keeps before dropping them. */
