@@ -13,6 +13,7 @@
  * @module
  */
 import { assert } from "../internal/assert.ts";
+import { Fifo } from "../internal/fifo.ts";
 import { compareBytes, equalBytes, prefixEnd } from "../internal/bytes.ts";
 import type { HistoryOptions } from "./store.ts";
 import type { MvccEvent } from "./types.ts";
@@ -197,13 +198,11 @@ export class Watcher {
   /** Synced, unsynced (catching up), or canceled. */
   state: WatcherState;
   /**
-   * Batches held for the consumer, in `[#head, #tail)`. Slots are reused rather than the
-   * array emptied: truncating it on every take made the next push allocate a fresh backing
-   * store, once per watcher and event (1 000 watchers on one key: 1 000 arrays per put).
+   * Batches held for the consumer. A `Fifo`: emptying an array on every take made the next
+   * push allocate a fresh backing store, once per watcher and event (1 000 watchers on one
+   * key: 1 000 arrays per put).
    */
-  readonly #batches: (WatchBatch | undefined)[] = [];
-  #head = 0;
-  #tail = 0;
+  readonly #batches = new Fifo<WatchBatch>();
   #bufferedEvents = 0;
   #bufferedBytes = 0;
 
@@ -243,7 +242,7 @@ export class Watcher {
 
   /** Whether a batch waits to be taken. */
   get pending(): boolean {
-    return this.#head < this.#tail;
+    return this.#batches.length > 0;
   }
 
   /** Events held for the consumer. */
@@ -258,23 +257,13 @@ export class Watcher {
 
   /** The oldest batch, left in place. */
   peek(): WatchBatch | undefined {
-    return this.pending ? this.#batches[this.#head] : undefined;
+    return this.#batches.peek();
   }
 
   /** Takes the oldest batch; the hub may refill the buffer from history afterwards. */
   take(): WatchBatch | undefined {
-    if (!this.pending) return undefined;
-    const batch = this.#batches[this.#head]!;
-    this.#batches[this.#head++] = undefined;
-    if (this.#head === this.#tail) {
-      this.#head = 0;
-      this.#tail = 0;
-    } else if (this.#head > 64 && this.#head * 2 > this.#tail) {
-      this.#batches.copyWithin(0, this.#head, this.#tail);
-      this.#batches.fill(undefined, this.#tail - this.#head, this.#tail);
-      this.#tail -= this.#head;
-      this.#head = 0;
-    }
+    const batch = this.#batches.shift();
+    if (batch === undefined) return undefined;
     this.#bufferedEvents -= batch.events.length;
     this.#bufferedBytes -= batch.bytes;
     if (this.state === "unsynced") this.stream.hub.wantCatchUp(this);
@@ -296,9 +285,7 @@ export class Watcher {
 
   /** @internal Appends a batch and tells the stream. */
   push(batch: WatchBatch): void {
-    if (this.#tail < this.#batches.length) this.#batches[this.#tail] = batch;
-    else this.#batches.push(batch);
-    this.#tail++;
+    this.#batches.push(batch);
     this.#bufferedEvents += batch.events.length;
     this.#bufferedBytes += batch.bytes;
     this.stream.changed(this);
@@ -306,16 +293,15 @@ export class Watcher {
 
   /** @internal The last batch, if it is a progress report (so reports do not pile up). */
   lastProgress(): WatchBatch | undefined {
-    if (!this.pending) return undefined;
-    const last = this.#batches[this.#tail - 1]!;
-    return last.events.length === 0 && last.compactRevision === undefined ? last : undefined;
+    const last = this.#batches.peekLast();
+    return last !== undefined && last.events.length === 0 && last.compactRevision === undefined
+      ? last
+      : undefined;
   }
 
   /** @internal Drops everything buffered. */
   clear(): void {
-    this.#batches.length = 0;
-    this.#head = 0;
-    this.#tail = 0;
+    this.#batches.drain();
     this.#bufferedEvents = 0;
     this.#bufferedBytes = 0;
   }
@@ -563,14 +549,19 @@ export class WatchHub {
         w.minRev = rev + 1;
         continue;
       }
-      const bytes = batchBytes(kept, w.prevKv);
-      if (w.bufferedEvents > 0 && !this.#fits(w, kept.length, bytes)) {
-        this.#unsync(w, rev);
-        continue;
-      }
-      w.minRev = rev + 1;
-      w.push({ events: kept, revision: rev, bytes });
+      if (!this.#offer(w, kept, rev, batchBytes(kept, w.prevKv))) this.#unsync(w, rev);
     }
+  }
+
+  /**
+   * Buffers `events` (all of revision `rev`, what `w` wants of it) for `w`; false, buffering
+   * nothing, when `w` already holds too much to take them.
+   */
+  #offer(w: Watcher, events: readonly MvccEvent[], rev: number, bytes: number): boolean {
+    if (w.bufferedEvents > 0 && !this.#fits(w, events.length, bytes)) return false;
+    w.minRev = rev + 1;
+    w.push({ events, revision: rev, bytes });
+    return true;
   }
 
   /** Too slow a consumer: stop buffering for `w`, which re-reads from revision `rev` later. */
@@ -601,13 +592,7 @@ export class WatchHub {
       }
       const which = w.prevKv ? 1 : 0;
       if (sizes[which] < 0) sizes[which] = batchBytes(kept, w.prevKv);
-      const bytes = sizes[which];
-      if (w.bufferedEvents > 0 && !this.#fits(w, 1, bytes)) {
-        (tooSlow ??= []).push(w);
-        return;
-      }
-      w.minRev = rev + 1;
-      w.push({ events: kept, revision: rev, bytes });
+      if (!this.#offer(w, kept, rev, sizes[which])) (tooSlow ??= []).push(w);
     });
     // Outside the walk over the synced set, which this changes.
     for (const w of tooSlow ?? []) this.#unsync(w, rev);

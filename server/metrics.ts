@@ -812,8 +812,6 @@ function countOutput(
             ? inner.return(value).then(counted, failed)
             : Promise.resolve({ done: true, value });
         },
-        throw: (err?: unknown) =>
-          inner.throw ? inner.throw(err).then(counted, failed) : Promise.reject(err).catch(failed),
       };
     },
   };

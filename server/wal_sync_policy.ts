@@ -23,18 +23,17 @@
  *   through the leader no slower at 1 or 16 clients).
  */
 export class WalSyncPolicy {
-  #localAnswers = 0;
-  #localAnswersAtLastSave = 0;
+  #answeredSinceSave = false;
 
   /** Records a request answered without a raft write (a read, a lease renewal, watch events). */
   noteLocalAnswer(): void {
-    this.#localAnswers++;
+    this.#answeredSinceSave = true;
   }
 
   /** Whether the next save syncs on the calling thread. */
   inlineFor(hasPeers: boolean): boolean {
-    const answeredLocally = this.#localAnswers !== this.#localAnswersAtLastSave;
-    this.#localAnswersAtLastSave = this.#localAnswers;
+    const answeredLocally = this.#answeredSinceSave;
+    this.#answeredSinceSave = false;
     return !hasPeers && !answeredLocally;
   }
 }

@@ -24,6 +24,7 @@
 import { create, fromJson, type JsonValue, toBinary, toJson } from "@bufbuild/protobuf";
 import { createHandlerContext, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { setImmediate } from "node:timers";
+import { Fifo } from "../internal/fifo.ts";
 import type { MvccEvent } from "../mvcc/mod.ts";
 import {
   DuplicateWatchIdError,
@@ -211,9 +212,6 @@ function takeMerged(w: Watcher): WatchBatch | undefined {
   return events === undefined ? first : { events, revision, bytes };
 }
 
-/** Taken places a session's ready queue keeps before dropping them. */
-const readyQueueSlack = 1024;
-
 /** One client stream: its watchers, queues and timers. */
 class WatchSession {
   readonly #deps: WatchServiceDeps;
@@ -229,8 +227,7 @@ class WatchSession {
    * after taking it, and a `Set` churned that way made finding the next one the session's
    * largest CPU cost at 1 000 watchers.
    */
-  #ready: Watcher[] = [];
-  #readyHead = 0;
+  readonly #ready = new Fifo<Watcher>();
   readonly #control: WatchResponse[] = [];
   /** The rest of a fragmented response: sent before anything else. */
   #fragments: WatchResponse[] = [];
@@ -256,7 +253,7 @@ class WatchSession {
   }
 
   /** Checks `hasleader`, then starts the timers; throws `no leader` as etcd's interceptor. */
-  start(): void {
+  #start(): void {
     if (this.#context.signal.aborted) return this.close();
     this.#context.signal.addEventListener("abort", this.#onAbort, { once: true });
     if (this.#context.requestHeader.get("hasleader") === "true") {
@@ -309,7 +306,7 @@ class WatchSession {
    */
   async *serve(begin: () => void): AsyncGenerator<WatchResponse> {
     try {
-      this.start();
+      this.#start();
       begin();
       let inARow = 0;
       for (;;) {
@@ -353,8 +350,7 @@ class WatchSession {
     if (this.#leaderTimer !== undefined) this.#timers.clearTimeout(this.#leaderTimer);
     this.#stream.close();
     this.#entries.clear();
-    this.#ready = [];
-    this.#readyHead = 0;
+    this.#ready.drain();
     this.#control.length = 0;
     this.#fragments = [];
     this.#signal();
@@ -432,20 +428,12 @@ class WatchSession {
 
   /** The next watcher in turn with an entry, taken off the queue. */
   #nextReady(): Entry | undefined {
-    // The queue holds each watcher at most once after its head, so dropping the taken head
-    // once it is most of the array bounds it by twice the watchers (and a fixed slack).
-    if (this.#readyHead >= readyQueueSlack && this.#readyHead * 2 >= this.#ready.length) {
-      this.#ready = this.#ready.slice(this.#readyHead);
-      this.#readyHead = 0;
-    }
-    while (this.#readyHead < this.#ready.length) {
-      const entry = this.#entries.get(this.#ready[this.#readyHead++]);
+    for (let w = this.#ready.shift(); w !== undefined; w = this.#ready.shift()) {
+      const entry = this.#entries.get(w);
       if (entry === undefined) continue; // canceled since
       entry.queued = false;
       return entry;
     }
-    this.#ready = [];
-    this.#readyHead = 0;
     return undefined;
   }
 

@@ -10,6 +10,7 @@
  * @module
  */
 import { assert } from "../internal/assert.ts";
+import { Fifo } from "../internal/fifo.ts";
 import type { Logger } from "../internal/logger.ts";
 import { frameHeaderBytes, linkHeartbeatBytes, writeFrameHeader } from "./message_codec.ts";
 import type { SendBudget } from "./send_budget.ts";
@@ -24,8 +25,7 @@ interface Connection {
 
 /** Writes queued message payloads as frames to the current stream of one peer. */
 export class StreamWriter {
-  #queue: Uint8Array[] = [];
-  #head = 0;
+  readonly #queue = new Fifo<Uint8Array>();
   #connection: Connection | null = null;
   #serial = 0;
   #closed = false;
@@ -90,7 +90,7 @@ export class StreamWriter {
 
   /** Queues a link heartbeat if nothing else is waiting to be written. */
   heartbeat(): void {
-    if (this.#connection === null || this.#head < this.#queue.length) return;
+    if (this.#connection === null || this.#queue.length > 0) return;
     this.#push(linkHeartbeatBytes);
   }
 
@@ -122,14 +122,11 @@ export class StreamWriter {
   /** Drops every queued message and returns how many real messages that was. */
   #drop(): number {
     let dropped = 0;
-    for (let i = this.#head; i < this.#queue.length; i++) {
-      const payload = this.#queue[i];
+    for (const payload of this.#queue.drain()) {
       if (payload === linkHeartbeatBytes) continue;
       this.budget.release(payload.length);
       dropped++;
     }
-    this.#queue = [];
-    this.#head = 0;
     return dropped;
   }
 
@@ -147,7 +144,7 @@ export class StreamWriter {
     connection: Connection,
     controller: ReadableStreamDefaultController<Uint8Array>,
   ): Promise<void> {
-    while (this.#head >= this.#queue.length || connection !== this.#connection) {
+    while (this.#queue.length === 0 || connection !== this.#connection) {
       if (connection.closed) {
         try {
           controller.close();
@@ -166,21 +163,13 @@ export class StreamWriter {
   #writeBatch(controller: ReadableStreamDefaultController<Uint8Array>): void {
     const batch: Uint8Array[] = [];
     let batchBytes = 0;
-    while (this.#head < this.#queue.length) {
-      const payload = this.#queue[this.#head];
+    for (let payload = this.#queue.peek(); payload !== undefined; payload = this.#queue.peek()) {
       const frameBytes = frameHeaderBytes + payload.length;
       if (batch.length > 0 && batchBytes + frameBytes > this.maxChunkBytes) break;
-      this.#queue[this.#head++] = linkHeartbeatBytes; // let the payload be collected
+      this.#queue.shift();
       if (payload !== linkHeartbeatBytes) this.budget.release(payload.length);
       batch.push(payload);
       batchBytes += frameBytes;
-    }
-    if (this.#head === this.#queue.length) {
-      this.#queue = [];
-      this.#head = 0;
-    } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-      this.#queue = this.#queue.slice(this.#head);
-      this.#head = 0;
     }
     if (batch.length === 1 && batchBytes > this.maxChunkBytes) {
       const header = new Uint8Array(frameHeaderBytes);
