@@ -20,11 +20,13 @@ const testTimeoutMs = 10_000;
 async function withServer(
   options: Partial<H2ConnectionOptions> & Pick<H2ConnectionOptions, "onStream">,
   fn: (port: number, connections: Set<H2Connection>) => Promise<void>,
+  onSocket?: (socket: net.Socket) => void,
 ): Promise<void> {
   const connections = new Set<H2Connection>();
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
+    onSocket?.(socket);
     connections.add(new H2Connection(socket, { maxConcurrentStreams: 100, ...options }));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -346,6 +348,50 @@ Deno.test("h2: a slow reader gets back-pressure, then the rest once it opens its
     } finally {
       client.close();
     }
+  });
+});
+
+Deno.test("h2: a turn's output goes out in one write, or in pieces once it is large", async () => {
+  const earlyWriteBytes = 4096;
+  const chunkBytes = 512;
+  let socketWrites = 0;
+  /** Socket writes made while each stream's handler ran, by path. */
+  const writesInHandler = new Map<string, number>();
+  const chunks = (path: string) => path === "/large" ? 32 : 4;
+  await withServer({
+    earlyWriteBytes,
+    onStream: (stream) => {
+      const path = stream.headers[":path"];
+      const before = socketWrites;
+      stream.respond([[":status", "200"]]);
+      for (let i = 0; i < chunks(path); i++) stream.write(new Uint8Array(chunkBytes).fill(i));
+      stream.end();
+      writesInHandler.set(path, socketWrites - before);
+    },
+  }, async (port) => {
+    const client = connect(port);
+    try {
+      for (const path of ["/small", "/large"]) {
+        const answer = await request(client, { ":path": path });
+        const expected = new Uint8Array(chunks(path) * chunkBytes);
+        for (let i = 0; i < chunks(path); i++) {
+          expected.fill(i, i * chunkBytes, (i + 1) * chunkBytes);
+        }
+        deepStrictEqual(answer.body, expected, `${path}: every byte, in order`);
+      }
+    } finally {
+      client.close();
+    }
+    // 2 KiB waits for the end of the turn; 16 KiB leaves in pieces while it is produced.
+    strictEqual(writesInHandler.get("/small"), 0);
+    const large = writesInHandler.get("/large")!;
+    ok(large >= (32 * chunkBytes) / earlyWriteBytes - 1, `${large} writes during the turn`);
+  }, (socket) => {
+    const write = socket.write.bind(socket) as (chunk: Uint8Array) => boolean;
+    socket.write = ((chunk: Uint8Array) => {
+      socketWrites++;
+      return write(chunk);
+    }) as typeof socket.write;
   });
 });
 
