@@ -88,3 +88,13 @@ export function writeUint32(out: Uint8Array, at: number, value: number): void {
   out[at + 2] = (value >>> 8) & 0xff;
   out[at + 3] = value & 0xff;
 }
+
+/** Bytes of `n`, a safe non-negative integer, as a protobuf varint (7 bits a byte). */
+export function varintBytes(n: number): number {
+  let bytes = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 0x80);
+    bytes++;
+  }
+  return bytes;
+}

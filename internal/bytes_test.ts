@@ -1,6 +1,14 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { throws } from "node:assert/strict";
-import { compareBytes, concatBytes, equalBytes, fromHex, prefixEnd, utf8 } from "./bytes.ts";
+import {
+  compareBytes,
+  concatBytes,
+  equalBytes,
+  fromHex,
+  prefixEnd,
+  utf8,
+  varintBytes,
+} from "./bytes.ts";
 
 Deno.test("compareBytes orders as unsigned bytes, shorter prefix first", () => {
   assertEquals(Math.sign(compareBytes(utf8("a"), utf8("b"))), -1);
@@ -36,4 +44,13 @@ Deno.test("fromHex reads digits across whitespace and refuses anything else", ()
   assertEquals(fromHex("00 ff\n1A"), new Uint8Array([0x00, 0xff, 0x1a]));
   throws(() => fromHex("abc"));
   throws(() => fromHex("zz"));
+});
+
+Deno.test("varintBytes counts 7 bits a byte, up to 2^53 - 1", () => {
+  for (let bytes = 1; bytes <= 7; bytes++) {
+    assertEquals(varintBytes(2 ** (7 * bytes) - 1), bytes);
+    assertEquals(varintBytes(2 ** (7 * bytes)), bytes + 1);
+  }
+  assertEquals(varintBytes(0), 1);
+  assertEquals(varintBytes(Number.MAX_SAFE_INTEGER), 8);
 });

@@ -13,6 +13,7 @@
  */
 import { toBinary } from "@bufbuild/protobuf";
 import { assert } from "../internal/assert.ts";
+import { varintBytes } from "../internal/bytes.ts";
 import { type Event, EventSchema } from "../proto/gen/etcd/mvccpb/kv_pb.ts";
 import {
   type ResponseHeader,
@@ -63,11 +64,7 @@ function smallUnsigned(v: bigint | number): number | null {
 /** Bytes of `v` as a protobuf varint (int64 negatives as their 64-bit two's complement). */
 function varintLength(v: bigint | number): number {
   const n = smallUnsigned(v);
-  if (n !== null) {
-    let bytes = 1;
-    for (let rest = n; rest >= 0x80; rest = Math.floor(rest / 0x80)) bytes++;
-    return bytes;
-  }
+  if (n !== null) return varintBytes(n);
   let u = typeof v === "bigint" ? BigInt.asUintN(64, v) : BigInt(v);
   let bytes = 1;
   while (u >= 0x80n) {

@@ -24,6 +24,7 @@
 import { create, fromJson, type JsonValue, toBinary, toJson } from "@bufbuild/protobuf";
 import { createHandlerContext, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { setImmediate } from "node:timers";
+import { varintBytes } from "../internal/bytes.ts";
 import { Fifo } from "../internal/fifo.ts";
 import type { MvccEvent } from "../mvcc/mod.ts";
 import {
@@ -107,16 +108,6 @@ interface Entry {
   progressDue: boolean;
   /** In the session's ready queue. */
   queued: boolean;
-}
-
-/** Varint length of a non-negative integer below 2^53. */
-function varintBytes(n: number): number {
-  let bytes = 1;
-  while (n >= 128) {
-    n = Math.floor(n / 128);
-    bytes++;
-  }
-  return bytes;
 }
 
 /**

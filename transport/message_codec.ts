@@ -12,12 +12,12 @@
  *
  * @module
  */
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { MessageSchema } from "../proto/gen/etcd/raftpb/raft_pb.ts";
 import { assert } from "../internal/assert.ts";
 import { type Message, MessageType } from "../raft/types.ts";
 import { type ByteReader, TruncatedStreamError } from "./byte_reader.ts";
-import { messageFromProto, messageToProto, RaftpbDecodeError } from "./raftpb_codec.ts";
+import { decodeMessageBytes, encodeMessageBytes } from "./raftpb_wire.ts";
 
 /** Bytes of a frame's length prefix. */
 export const frameHeaderBytes = 8;
@@ -33,21 +33,15 @@ export class FrameTooLargeError extends Error {
 
 /** Encodes a raft message as raftpb.Message bytes. */
 export function encodeMessage(message: Message): Uint8Array {
-  return toBinary(MessageSchema, messageToProto(message));
+  return encodeMessageBytes(message);
 }
 
 /**
- * Decodes raftpb.Message bytes. Throws {@linkcode RaftpbDecodeError} on malformed protobuf,
- * an unknown message or entry type, or a number raft cannot hold.
+ * Decodes raftpb.Message bytes. Throws `RaftpbDecodeError` on malformed protobuf, an unknown
+ * message or entry type, or a number raft cannot hold.
  */
 export function decodeMessage(bytes: Uint8Array): Message {
-  let proto;
-  try {
-    proto = fromBinary(MessageSchema, bytes);
-  } catch (cause) {
-    throw new RaftpbDecodeError(`malformed raft message: ${(cause as Error).message}`, { cause });
-  }
-  return messageFromProto(proto);
+  return decodeMessageBytes(bytes);
 }
 
 /**
