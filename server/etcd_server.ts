@@ -59,6 +59,7 @@ import { validateConfChange } from "./cluster_service.ts";
 import { LeaseForwarder, serveLeaseForward } from "./lease_forward.ts";
 import { EtcdError } from "./errors.ts";
 import { WalSyncPolicy } from "./wal_sync_policy.ts";
+import { encodePutProposal } from "./proposal_encode.ts";
 
 const backendCommitIntervalMs = 100;
 const leaseRevokeIntervalMs = 500;
@@ -829,7 +830,12 @@ export class EtcdServer {
       ...init,
       header: create(RequestHeaderSchema, { ID: id }),
     });
-    const data = toBinary(InternalRaftRequestSchema, request);
+    // A put (a message, nothing else set) has a direct encoding; the rest the generic one.
+    const put = request.put;
+    const data =
+      (put !== undefined && Object.keys(init).length === 1
+        ? encodePutProposal(id, put)
+        : undefined) ?? toBinary(InternalRaftRequestSchema, request);
     if (data.length > this.config.maxRequestBytes) return Promise.reject(Errors.requestTooLarge);
     proposedHere.set(data, request);
     return this.#proposeWaiting<T>(id, data, EntryType.normal);

@@ -18,6 +18,12 @@ import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { assert } from "../internal/assert.ts";
 import { varintBytes } from "../internal/bytes.ts";
 import {
+  bytesFieldBytes,
+  numberFieldBytes,
+  ProtoWriter,
+  u64VarintBytes,
+} from "../internal/proto_writer.ts";
+import {
   EntryType as PbEntryType,
   MessageSchema,
   MessageType as PbMessageType,
@@ -31,18 +37,10 @@ const maxMessageType = PbMessageType.MsgPreVoteResp;
 /** The largest raftpb.EntryType value this build knows. */
 const maxEntryType = PbEntryType.EntryConfChangeV2;
 const maxU64 = (1n << 64n) - 1n;
-const maxSafeBig = BigInt(Number.MAX_SAFE_INTEGER);
 
 const varintWire = 0;
 const bytesWire = 2;
 const tag = (field: number, wire: number) => (field << 3) | wire;
-
-/** Bytes of `v` (a u64) as a varint. */
-function bigVarintSize(v: bigint): number {
-  if (v <= maxSafeBig) return varintBytes(Number(v));
-  // Past 2^53: 54 to 64 bits, so 8 to 10 bytes.
-  return v < 1n << 56n ? 8 : v < 1n << 63n ? 9 : 10;
-}
 
 // The checks build their messages only when they fail: a message per field and call was most
 // of the encoder's time.
@@ -63,58 +61,15 @@ function checkType(value: number, max: number, what: string): void {
   }
 }
 
-/** A field: its tag byte and a varint (all tags here are below 128, so one byte). */
-function numberFieldSize(n: number): number {
-  return n === 0 ? 0 : 1 + varintBytes(n);
-}
-
 function entrySize(e: Entry): number {
   checkType(e.type, maxEntryType, "entry type");
   checkU64(e.term, "entry term");
   checkU64(e.index, "entry index");
-  let size = numberFieldSize(e.type) + numberFieldSize(e.term) + numberFieldSize(e.index);
-  if (e.data.length > 0) size += 1 + varintBytes(e.data.length) + e.data.length;
-  return size;
+  return numberFieldBytes(1, e.type) + numberFieldBytes(2, e.term) +
+    numberFieldBytes(3, e.index) + bytesFieldBytes(4, e.data.length);
 }
 
-class Out {
-  readonly buf: Uint8Array;
-  at = 0;
-  constructor(size: number) {
-    this.buf = new Uint8Array(size);
-  }
-  varint(n: number): void {
-    while (n >= 0x80) {
-      this.buf[this.at++] = (n % 0x80) | 0x80;
-      n = Math.floor(n / 0x80);
-    }
-    this.buf[this.at++] = n;
-  }
-  bigVarint(v: bigint): void {
-    if (v <= maxSafeBig) return this.varint(Number(v));
-    // Two 32-bit halves: one bigint operation each instead of two per byte.
-    let low = Number(v & 0xffff_ffffn);
-    let high = Number(v >> 32n);
-    while (high > 0 || low >= 0x80) {
-      this.buf[this.at++] = (low & 0x7f) | 0x80;
-      low = ((low >>> 7) | (high << 25)) >>> 0;
-      high >>>= 7;
-    }
-    this.buf[this.at++] = low;
-  }
-  numberField(field: number, n: number): void {
-    if (n === 0) return;
-    this.buf[this.at++] = tag(field, varintWire);
-    this.varint(n);
-  }
-  bytesField(field: number, bytes: Uint8Array): void {
-    if (bytes.length === 0) return;
-    this.buf[this.at++] = tag(field, bytesWire);
-    this.varint(bytes.length);
-    this.buf.set(bytes, this.at);
-    this.at += bytes.length;
-  }
-}
+const idFieldBytes = (v: bigint) => v === 0n ? 0 : 1 + u64VarintBytes(v);
 
 /** Encodes a raft message as raftpb.Message bytes (the reference path for a snapshot). */
 export function encodeMessageBytes(message: Message): Uint8Array {
@@ -128,50 +83,33 @@ export function encodeMessageBytes(message: Message): Uint8Array {
   checkU64(message.commit, "commit");
   checkU64(message.rejectHint, "reject hint");
   const entrySizes = message.entries.map(entrySize);
-  let size = numberFieldSize(message.type);
-  if (message.to !== 0n) size += 1 + bigVarintSize(message.to);
-  if (message.from !== 0n) size += 1 + bigVarintSize(message.from);
-  size += numberFieldSize(message.term) + numberFieldSize(message.logTerm) +
-    numberFieldSize(message.index);
+  let size = numberFieldBytes(1, message.type) + idFieldBytes(message.to) +
+    idFieldBytes(message.from) + numberFieldBytes(4, message.term) +
+    numberFieldBytes(5, message.logTerm) + numberFieldBytes(6, message.index) +
+    numberFieldBytes(8, message.commit) + (message.reject ? 2 : 0) +
+    numberFieldBytes(11, message.rejectHint) + bytesFieldBytes(12, message.context.length);
   for (const bytes of entrySizes) size += 1 + varintBytes(bytes) + bytes;
-  size += numberFieldSize(message.commit);
-  if (message.reject) size += 2;
-  size += numberFieldSize(message.rejectHint);
-  if (message.context.length > 0) {
-    size += 1 + varintBytes(message.context.length) + message.context.length;
-  }
 
-  const out = new Out(size);
+  const out = new ProtoWriter(size);
   out.numberField(1, message.type);
-  if (message.to !== 0n) {
-    out.buf[out.at++] = tag(2, varintWire);
-    out.bigVarint(message.to);
-  }
-  if (message.from !== 0n) {
-    out.buf[out.at++] = tag(3, varintWire);
-    out.bigVarint(message.from);
-  }
+  out.u64Field(2, message.to);
+  out.u64Field(3, message.from);
   out.numberField(4, message.term);
   out.numberField(5, message.logTerm);
   out.numberField(6, message.index);
   for (let i = 0; i < message.entries.length; i++) {
     const e = message.entries[i];
-    out.buf[out.at++] = tag(7, bytesWire);
-    out.varint(entrySizes[i]);
+    out.lengthPrefix(7, entrySizes[i]);
     out.numberField(1, e.type);
     out.numberField(2, e.term);
     out.numberField(3, e.index);
     out.bytesField(4, e.data);
   }
   out.numberField(8, message.commit);
-  if (message.reject) {
-    out.buf[out.at++] = tag(10, varintWire);
-    out.buf[out.at++] = 1;
-  }
+  out.boolField(10, message.reject);
   out.numberField(11, message.rejectHint);
   out.bytesField(12, message.context);
-  if (out.at !== size) assert(false, `raftpb: wrote ${out.at} of ${size} message bytes`);
-  return out.buf;
+  return out.finish("raftpb message");
 }
 
 /** An absent bytes field: empty, so one array serves them all. */
