@@ -20,9 +20,19 @@ export function u64VarintBytes(v: bigint): number {
   return v < 1n << 56n ? 8 : v < 1n << 63n ? 9 : 10;
 }
 
+/** Bytes of field `field` holding the u64 `v` (0: left out). */
+export function u64FieldBytes(field: number, v: bigint): number {
+  return v === 0n ? 0 : varintBytes(field << 3) + u64VarintBytes(v);
+}
+
 /** Bytes of field `field` holding the number `n` (0: left out). */
 export function numberFieldBytes(field: number, n: number): number {
   return n === 0 ? 0 : varintBytes(field << 3) + varintBytes(n);
+}
+
+/** Bytes of a message field `field` of `length` bytes (written even when empty). */
+export function messageFieldBytes(field: number, length: number): number {
+  return varintBytes(field << 3) + varintBytes(length) + length;
 }
 
 /** Bytes of field `field` holding `length` bytes (0: left out). */
@@ -30,16 +40,17 @@ export function bytesFieldBytes(field: number, length: number): number {
   return length === 0 ? 0 : varintBytes(field << 3) + varintBytes(length) + length;
 }
 
-/** A writer of exactly `size` bytes. */
+/** A writer of exactly `size` bytes, after `headroom` bytes left to the caller. */
 export class ProtoWriter {
   /** The output; complete once `finish` passes. */
   readonly buf: Uint8Array;
   /** Where the next byte goes. */
-  at = 0;
+  at: number;
 
-  /** Allocates the `size` bytes to write. */
-  constructor(size: number) {
-    this.buf = new Uint8Array(size);
+  /** Allocates the `headroom + size` bytes of the output. */
+  constructor(size: number, headroom = 0) {
+    this.buf = new Uint8Array(headroom + size);
+    this.at = headroom;
   }
 
   /** A varint of `n`, a safe non-negative integer. */
@@ -96,6 +107,11 @@ export class ProtoWriter {
   bytesField(field: number, bytes: Uint8Array): void {
     if (bytes.length === 0) return;
     this.lengthPrefix(field, bytes.length);
+    this.raw(bytes);
+  }
+
+  /** `bytes` as they are (an encoded part). */
+  raw(bytes: Uint8Array): void {
     this.buf.set(bytes, this.at);
     this.at += bytes.length;
   }

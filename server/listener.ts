@@ -17,7 +17,13 @@ import { H2Connection, type ServerStream } from "./h2/mod.ts";
 import { nodeHandlerFor, serveFetchOnStream } from "./node_fetch.ts";
 import { routes } from "./routes.ts";
 import { encodeWatchResponse } from "./watch_encode.ts";
-import { WatchResponseSchema } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
+import {
+  DeleteRangeResponseSchema,
+  PutResponseSchema,
+  RangeResponseSchema,
+  WatchResponseSchema,
+} from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
+import { encodeDeleteRangeResponse, encodePutResponse, encodeRangeResponse } from "./kv_encode.ts";
 
 const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /** Bytes read to classify a connection; a preface is 24 bytes. */
@@ -64,7 +70,12 @@ export class ClientListener {
     const fetchHandler = (req: Request) => app.fetch(req);
     const grpc = new GrpcServer({
       readMaxBytes: server.config.maxRequestBytes + grpcOverheadBytes,
-      encoders: new Map([[WatchResponseSchema.typeName, encodeWatchResponse]]),
+      encoders: new Map<string, (message: never, headroom: number) => Uint8Array>([
+        [WatchResponseSchema.typeName, encodeWatchResponse],
+        [RangeResponseSchema.typeName, encodeRangeResponse],
+        [PutResponseSchema.typeName, encodePutResponse],
+        [DeleteRangeResponseSchema.typeName, encodeDeleteRangeResponse],
+      ]),
       onMessageBytes: (direction, bytes) =>
         (direction === "received" ? server.metrics.grpcReceivedBytes : server.metrics.grpcSentBytes)
           .inc(bytes),
