@@ -62,6 +62,17 @@ export interface HistoryOptions {
 
 const DEFAULT_MAX_BATCH_OPS = 10_000;
 const DEFAULT_CACHE_KIB = 32 * 1024;
+/**
+ * SQLite page size of a new backend (an existing file keeps its own). Puts of random keys dirty
+ * a leaf page or two each, and every dirty page is a frame the batch commit writes to SQLite's
+ * WAL, then copies into the file: with 4 KiB pages those commits were the put tail (4-10 ms
+ * every 100 ms at 11 000 puts/s). With 64 clients of random puts, 8 KiB pages gave 10-20 % more
+ * throughput and less server CPU per put than 4 KiB, and serializable ranges no worse; 16 KiB
+ * pages did about as well for puts but cost ranges a little, and double the size of an empty
+ * backend (192 KiB, every table and index takes a page), which a small
+ * `--quota-backend-bytes` feels (three alternating runs of each).
+ */
+const PAGE_BYTES = 8 * 1024;
 /** etcd deletes compacted history 1000 revisions per batch; rows are our unit. */
 const DEFAULT_COMPACT_BATCH_ROWS = 1000;
 const DEFAULT_MMAP_BYTES = 1024 * 1024 * 1024;
@@ -281,6 +292,8 @@ export class MvccStore {
     const mmapBytes = options.mmapBytes ?? DEFAULT_MMAP_BYTES;
     assert(Number.isSafeInteger(mmapBytes) && mmapBytes >= 0, "mmapBytes must be >= 0");
     const db = new DatabaseSync(path);
+    // Only before the file has content (and before WAL mode) does this take effect.
+    db.exec(`PRAGMA page_size = ${PAGE_BYTES}`);
     db.exec("PRAGMA journal_mode = WAL");
     db.exec(`PRAGMA synchronous = ${options.synchronous === "normal" ? "NORMAL" : "OFF"}`);
     db.exec(`PRAGMA cache_size = -${cacheKiB}`);

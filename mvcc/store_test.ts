@@ -588,3 +588,37 @@ Deno.test("persistence", async (t) => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a new backend file gets 8 KiB pages; an existing one keeps its own", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const pageSize = (path: string) => {
+      const db = new DatabaseSync(path);
+      try {
+        return Number((db.prepare("PRAGMA page_size").get() as { page_size: number }).page_size);
+      } finally {
+        db.close();
+      }
+    };
+    const fresh = MvccStore.open(`${dir}/fresh.db`);
+    put(fresh, "foo", "a");
+    fresh.commit();
+    fresh.close();
+    strictEqual(pageSize(`${dir}/fresh.db`), 8 * 1024);
+
+    // A backend written before: 4 KiB pages and some content.
+    const old = new DatabaseSync(`${dir}/old.db`);
+    old.exec("PRAGMA page_size = 4096; CREATE TABLE earlier (x INTEGER)");
+    old.close();
+    const reopened = MvccStore.open(`${dir}/old.db`);
+    put(reopened, "foo", "b");
+    reopened.commit();
+    reopened.close();
+    strictEqual(pageSize(`${dir}/old.db`), 4096);
+    const again = MvccStore.open(`${dir}/old.db`);
+    strictEqual(get(again.read(), "foo"), "foo=b@2/2/1");
+    again.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
