@@ -124,7 +124,8 @@ load and prints req/s and latency for both, with ratios.
   --warmup D            unrecorded lead-in before each window (default 1s)
   --total N             measure N requests instead of a window (bounded at 60 s; KV cases
                         only, the watch and lease cases always use --duration)
-  --repeat N            measure each cell N times and report the attempt that other work on
+  --repeat N            measure each cell N times, in N rounds in which the servers take
+                        turns (each started fresh), and report the attempt that other work on
                         the machine disturbed least (default 1)
   --quick               smoke run: 1s windows, 250ms warm-up, 10k keyspace
   --keyspace N          distinct keys of put-random and watch-prefix (default 100000)

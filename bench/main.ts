@@ -9,9 +9,10 @@
 import { fileURLToPath } from "node:url";
 import { type BenchConfig, defaultMaxConns, parseConfig, usage, UsageError } from "./cli.ts";
 import { startClusterServer } from "./cluster.ts";
+import { mergeRounds } from "./rounds.ts";
 import { processCpuSeconds } from "./cpu.ts";
-import { leaseCaseTitle, type LeaseResult, runLease } from "./lease.ts";
-import { type ClientKind, type LoadOptions, type LoadResult, runLoad } from "./load.ts";
+import { leaseCaseTitle, runLease } from "./lease.ts";
+import { type ClientKind, type LoadOptions, runLoad } from "./load.ts";
 import { measureGenerator } from "./overhead.ts";
 import {
   type CaseRun,
@@ -37,7 +38,6 @@ import {
   processRssBytes,
   runWatch,
   watchCaseTitle,
-  type WatchResult,
 } from "./watch.ts";
 import { prepareCase, type PreparedCase } from "./workload.ts";
 
@@ -125,16 +125,6 @@ function loadOptions(config: BenchConfig, clients: number): LoadOptions {
   };
 }
 
-/**
- * The attempt that other work on the machine disturbed least. The choice looks only at the
- * other-CPU figure, never at the result, so it does not favour either server.
- */
-function leastDisturbed<T extends { otherCpuPct?: number }>(attempts: T[]): T {
-  return attempts.reduce((best, a) =>
-    (a.otherCpuPct ?? Infinity) < (best.otherCpuPct ?? Infinity) ? a : best
-  );
-}
-
 function progress(text: string): void {
   // Progress goes to stderr so that stdout holds only the tables (e.g. for --markdown > file).
   console.error(text);
@@ -162,32 +152,25 @@ async function runStreamCases(
 ): Promise<void> {
   for (const caseName of config.watchCases) {
     for (const watchers of config.watchers) {
-      const attempts: WatchResult[] = [];
-      for (let i = 0; i < config.repeat; i++) {
-        attempts.push(
-          await runWatch(server.clientUrl, {
-            caseName,
-            watchers,
-            conns: config.conns ?? defaultWatchConns,
-            streamsPerConn: config.streamsPerConn,
-            putRate: config.putRate ?? defaultPutRate(watchers),
-            warmupMs: config.warmupMs,
-            durationMs: config.durationMs,
-            runTag: `r${++watchRunCount}`,
-            keyDigits: config.shape.keySize,
-            keyspace: config.shape.keyspace,
-            seed: config.shape.seed,
-          }, { cpu: serverCpu, rssBytes: () => processRssBytes(server.pid) }),
-        );
-      }
-      const result = leastDisturbed(attempts);
+      const result = await runWatch(server.clientUrl, {
+        caseName,
+        watchers,
+        conns: config.conns ?? defaultWatchConns,
+        streamsPerConn: config.streamsPerConn,
+        putRate: config.putRate ?? defaultPutRate(watchers),
+        warmupMs: config.warmupMs,
+        durationMs: config.durationMs,
+        runTag: `r${++watchRunCount}`,
+        keyDigits: config.shape.keySize,
+        keyspace: config.shape.keyspace,
+        seed: config.shape.seed,
+      }, { cpu: serverCpu, rssBytes: () => processRssBytes(server.pid) });
       runs.watch.push({
         target,
         caseName,
         title: watchCaseTitle(caseName, config.putRate),
         watchers,
         result,
-        ...(attempts.length > 1 ? { attempts } : {}),
       });
       progress(
         `[${target}] ${caseName} watchers=${watchers}: ${result.eventsPerSecond.toFixed(0)} ` +
@@ -201,28 +184,14 @@ async function runStreamCases(
   for (const caseName of config.leaseCases) {
     for (const clients of config.clients) {
       const conns = Math.min(config.conns ?? Math.min(clients, defaultMaxConns), clients);
-      const attempts: LeaseResult[] = [];
-      for (let i = 0; i < config.repeat; i++) {
-        attempts.push(
-          await runLease(server.clientUrl, {
-            clients,
-            conns,
-            warmupMs: config.warmupMs,
-            durationMs: config.durationMs,
-            drainTimeoutMs,
-          }, serverCpu),
-        );
-      }
-      const result = leastDisturbed(attempts);
-      runs.lease.push({
-        target,
-        caseName,
-        title: leaseCaseTitle(),
+      const result = await runLease(server.clientUrl, {
         clients,
         conns,
-        result,
-        ...(attempts.length > 1 ? { attempts } : {}),
-      });
+        warmupMs: config.warmupMs,
+        durationMs: config.durationMs,
+        drainTimeoutMs,
+      }, serverCpu);
+      runs.lease.push({ target, caseName, title: leaseCaseTitle(), clients, conns, result });
       progress(
         `[${target}] ${caseName} clients=${clients}: ${result.grantsPerSecond.toFixed(0)} ` +
           `grants/s, ${result.keepAlivesPerSecond.toFixed(0)} keep-alives/s` +
@@ -256,13 +225,7 @@ async function runTarget(
     for (const testCase of cases) {
       for (const clients of config.clients) {
         const options = loadOptions(config, clients);
-        const attempts: LoadResult[] = [];
-        for (let i = 0; i < config.repeat; i++) {
-          attempts.push(
-            await runLoad(server.clientUrl, testCase, options, serverCpu),
-          );
-        }
-        const result = leastDisturbed(attempts);
+        const result = await runLoad(server.clientUrl, testCase, options, serverCpu);
         runs.push({
           target,
           caseName: testCase.name,
@@ -270,7 +233,6 @@ async function runTarget(
           clients,
           conns: Math.min(options.conns, clients),
           result,
-          ...(attempts.length > 1 ? { attempts } : {}),
         });
         progress(
           `[${target}] ${testCase.name} clients=${clients}: ${result.throughput.toFixed(0)} req/s` +
@@ -385,25 +347,37 @@ export async function main(args: string[]): Promise<number> {
   const generator = config.skipOverhead || cases.length === 0
     ? []
     : await measureOverhead(config, cases);
-  const runs: Runs = { kv: [], watch: [], lease: [] };
+  const rounds: Runs = { kv: [], watch: [], lease: [] };
   let failed = false;
-  for (const target of targets) {
-    try {
-      await runTarget(target, config, launch, cases, runs);
-    } catch (error) {
-      // One server failing to start must not lose the other's figures.
-      if (!(error instanceof ServerStartError)) throw error;
-      failed = true;
-      console.error(`error: ${error.message}`);
-      notes.push(`${target} failed to start: see the error above`);
+  const failedTargets = new Set<Target>();
+  // --repeat N: N rounds in which the servers take turns (see bench/rounds.ts).
+  for (let round = 0; round < config.repeat; round++) {
+    for (const target of targets) {
+      if (failedTargets.has(target)) continue;
+      try {
+        await runTarget(target, config, launch, cases, rounds);
+      } catch (error) {
+        // One server failing to start must not lose the other's figures.
+        if (!(error instanceof ServerStartError)) throw error;
+        failed = true;
+        failedTargets.add(target);
+        console.error(`error: ${error.message}`);
+        notes.push(`${target} failed to start: see the error above`);
+      }
     }
   }
+  const runs: Runs = {
+    kv: mergeRounds(rounds.kv, (r) => `${r.target} ${r.caseName} ${r.clients}`),
+    watch: mergeRounds(rounds.watch, (r) => `${r.target} ${r.caseName} ${r.watchers}`),
+    lease: mergeRounds(rounds.lease, (r) => `${r.target} ${r.caseName} ${r.clients}`),
+  };
 
   const mode = config.totalRequests !== undefined
     ? `${config.totalRequests} requests per cell`
     : `${config.durationMs} ms window per cell`;
   const repeat = config.repeat > 1
-    ? `; each cell run ${config.repeat} times, the least disturbed shown`
+    ? `; each cell run ${config.repeat} times (in rounds, the servers taking turns, each started ` +
+      `fresh), the least disturbed shown`
     : "";
   const header = [
     `${env.cpus} CPUs (${env.cpuModel ?? "unknown"}), load avg at start ${

@@ -1,0 +1,52 @@
+/**
+ * `--repeat N` as rounds: each round starts every server afresh and runs every cell once, the
+ * servers taking turns, and the attempts of a cell are then gathered and the least disturbed one
+ * reported. Measuring each cell N times back to back on one server instead let a disturbed
+ * spell of this shared host (they last minutes) fall on one server's cells only.
+ *
+ * @module
+ */
+
+/**
+ * The attempt that other work on the machine disturbed least. The choice looks only at the
+ * other-CPU figure, never at the result, so it does not favour either server.
+ */
+export function leastDisturbed<T extends { otherCpuPct?: number }>(attempts: T[]): T {
+  return attempts.reduce((best, a) =>
+    (a.otherCpuPct ?? Infinity) < (best.otherCpuPct ?? Infinity) ? a : best
+  );
+}
+
+/** A cell's figures: the reported result and, when measured more than once, every attempt. */
+export interface Cell<R> {
+  /** The reported attempt. */
+  result: R;
+  /** Every attempt, in run order (only when there was more than one). */
+  attempts?: R[];
+}
+
+/**
+ * Gathers the cells that several rounds measured (the same `key`) into one each, in the order
+ * they first appeared: every attempt in run order, and the least disturbed as the result.
+ */
+export function mergeRounds<R extends { otherCpuPct?: number }, T extends Cell<R>>(
+  cells: T[],
+  key: (cell: T) => string,
+): T[] {
+  const byKey = new Map<string, { first: T; attempts: R[] }>();
+  for (const cell of cells) {
+    const k = key(cell);
+    const seen = byKey.get(k);
+    const attempts = cell.attempts ?? [cell.result];
+    if (seen === undefined) byKey.set(k, { first: cell, attempts: [...attempts] });
+    else seen.attempts.push(...attempts);
+  }
+  return [...byKey.values()].map(({ first, attempts }) => {
+    const { attempts: _, ...rest } = first;
+    return {
+      ...rest,
+      result: leastDisturbed(attempts),
+      ...(attempts.length > 1 ? { attempts } : {}),
+    } as T;
+  });
+}
