@@ -1,8 +1,8 @@
 /**
  * Protobuf wire format written by hand into an array sized beforehand, for the few messages
  * hot enough that protobuf-es's reflective `toBinary` shows in profiles (raft messages, put
- * proposals). Fields are written only when they differ from their default, as `toBinary`
- * writes proto3 fields and the proto2 fields we set.
+ * proposals, the KV and Watch answers). Scalar fields are written only when they differ from
+ * their default, as `toBinary` writes proto3 fields and the proto2 fields we set.
  *
  * @module
  */
@@ -23,6 +23,16 @@ export function u64VarintBytes(v: bigint): number {
 /** Bytes of field `field` holding the u64 `v` (0: left out). */
 export function u64FieldBytes(field: number, v: bigint): number {
   return v === 0n ? 0 : varintBytes(field << 3) + u64VarintBytes(v);
+}
+
+/** Bytes of field `field` holding the int64 `v` (0: left out; negatives take ten bytes). */
+export function int64FieldBytes(field: number, v: bigint): number {
+  return v === 0n ? 0 : varintBytes(field << 3) + (v < 0n ? 10 : u64VarintBytes(v));
+}
+
+/** Bytes of field `field` set to true (false: left out). */
+export function boolFieldBytes(field: number, on: boolean): number {
+  return on ? varintBytes(field << 3) + 1 : 0;
 }
 
 /** Bytes of field `field` holding the number `n` (0: left out). */
@@ -47,9 +57,13 @@ export class ProtoWriter {
   /** Where the next byte goes. */
   at: number;
 
-  /** Allocates the `headroom + size` bytes of the output. */
-  constructor(size: number, headroom = 0) {
-    this.buf = new Uint8Array(headroom + size);
+  /** Takes the `headroom + size` bytes of the output from `allocate` (fresh memory). */
+  constructor(
+    size: number,
+    headroom = 0,
+    allocate: (bytes: number) => Uint8Array = (bytes) => new Uint8Array(bytes),
+  ) {
+    this.buf = allocate(headroom + size);
     this.at = headroom;
   }
 
@@ -96,11 +110,24 @@ export class ProtoWriter {
     this.u64(v);
   }
 
+  /** Field `field` holding the int64 `v` (a negative as its 64-bit two's complement), unless 0. */
+  int64Field(field: number, v: bigint): void {
+    if (v === 0n) return;
+    this.varint((field << 3) | varintWire);
+    this.u64(v < 0n ? BigInt.asUintN(64, v) : v);
+  }
+
   /** Field `field` set to true, unless `on` is false. */
   boolField(field: number, on: boolean): void {
     if (!on) return;
     this.varint((field << 3) | varintWire);
     this.buf[this.at++] = 1;
+  }
+
+  /** Message field `field` holding the encoded message `bytes` (written even when empty). */
+  messageField(field: number, bytes: Uint8Array): void {
+    this.lengthPrefix(field, bytes.length);
+    this.raw(bytes);
   }
 
   /** Field `field` holding `bytes`, unless they are empty. */

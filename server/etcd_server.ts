@@ -830,7 +830,7 @@ export class EtcdServer {
       ...init,
       header: create(RequestHeaderSchema, { ID: id }),
     });
-    // A put (a message, nothing else set) has a direct encoding; the rest the generic one.
+    // A put with nothing else set has a direct encoding; the rest the generic one.
     const put = request.put;
     const data =
       (put !== undefined && Object.keys(init).length === 1

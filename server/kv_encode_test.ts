@@ -23,7 +23,7 @@ function int64(random: SeededRandom): bigint {
     case 2:
       return (1n << 63n) - 1n;
     case 3:
-      return -BigInt(1 + random.int(1000)); // toBinary's path
+      return -BigInt(1 + random.int(1000)); // a ten-byte varint
     default:
       return BigInt(random.int(1_000_000));
   }

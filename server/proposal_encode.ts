@@ -9,12 +9,13 @@
  *
  * @module
  */
-import { varintBytes } from "../internal/bytes.ts";
 import {
+  boolFieldBytes,
   bytesFieldBytes,
+  messageFieldBytes,
   numberFieldBytes,
   ProtoWriter,
-  u64VarintBytes,
+  u64FieldBytes,
 } from "../internal/proto_writer.ts";
 import type { PutRequest } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
 
@@ -33,12 +34,11 @@ export function encodePutProposal(id: bigint, put: PutRequest): Uint8Array | und
   if (put.lease < 0n || put.lease > maxSafeBig || id < 0n || id >= 1n << 64n) return undefined;
   const lease = Number(put.lease);
 
-  const headerBytes = id === 0n ? 0 : 1 + u64VarintBytes(id);
+  const headerBytes = u64FieldBytes(requestIdField, id);
   const putBytes = bytesFieldBytes(1, put.key.length) + bytesFieldBytes(2, put.value.length) +
-    numberFieldBytes(3, lease) + (put.prevKv ? 2 : 0) + (put.ignoreValue ? 2 : 0) +
-    (put.ignoreLease ? 2 : 0);
-  const size = varintBytes(headerField << 3) + varintBytes(headerBytes) + headerBytes +
-    varintBytes(putField << 3) + varintBytes(putBytes) + putBytes;
+    numberFieldBytes(3, lease) + boolFieldBytes(4, put.prevKv) +
+    boolFieldBytes(5, put.ignoreValue) + boolFieldBytes(6, put.ignoreLease);
+  const size = messageFieldBytes(putField, putBytes) + messageFieldBytes(headerField, headerBytes);
 
   const out = new ProtoWriter(size);
   out.lengthPrefix(putField, putBytes);

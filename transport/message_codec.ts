@@ -17,7 +17,12 @@ import { MessageSchema } from "../proto/gen/etcd/raftpb/raft_pb.ts";
 import { assert } from "../internal/assert.ts";
 import { type Message, MessageType } from "../raft/types.ts";
 import { type ByteReader, TruncatedStreamError } from "./byte_reader.ts";
-import { decodeMessageBytes, encodeMessageBytes } from "./raftpb_wire.ts";
+import { decodeMessageBytes } from "./raftpb_wire.ts";
+
+export {
+  decodeMessageBytes as decodeMessage,
+  encodeMessageBytes as encodeMessage,
+} from "./raftpb_wire.ts";
 
 /** Bytes of a frame's length prefix. */
 export const frameHeaderBytes = 8;
@@ -29,19 +34,6 @@ export class FrameTooLargeError extends Error {
     super(`frame of ${announcedBytes} bytes exceeds the ${maxBytes} byte limit`);
     this.name = "FrameTooLargeError";
   }
-}
-
-/** Encodes a raft message as raftpb.Message bytes. */
-export function encodeMessage(message: Message): Uint8Array {
-  return encodeMessageBytes(message);
-}
-
-/**
- * Decodes raftpb.Message bytes. Throws `RaftpbDecodeError` on malformed protobuf, an unknown
- * message or entry type, or a number raft cannot hold.
- */
-export function decodeMessage(bytes: Uint8Array): Message {
-  return decodeMessageBytes(bytes);
 }
 
 /**
@@ -107,5 +99,5 @@ export async function readFramedMessage(
   maxBytes: number,
 ): Promise<Message | null> {
   const payload = await readFrame(reader, maxBytes);
-  return payload === null ? null : decodeMessage(payload);
+  return payload === null ? null : decodeMessageBytes(payload);
 }

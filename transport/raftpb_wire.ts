@@ -16,12 +16,13 @@
  */
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { assert } from "../internal/assert.ts";
-import { varintBytes } from "../internal/bytes.ts";
 import {
+  boolFieldBytes,
   bytesFieldBytes,
+  messageFieldBytes,
   numberFieldBytes,
   ProtoWriter,
-  u64VarintBytes,
+  u64FieldBytes,
 } from "../internal/proto_writer.ts";
 import {
   EntryType as PbEntryType,
@@ -69,8 +70,6 @@ function entrySize(e: Entry): number {
     numberFieldBytes(3, e.index) + bytesFieldBytes(4, e.data.length);
 }
 
-const idFieldBytes = (v: bigint) => v === 0n ? 0 : 1 + u64VarintBytes(v);
-
 /** Encodes a raft message as raftpb.Message bytes (the reference path for a snapshot). */
 export function encodeMessageBytes(message: Message): Uint8Array {
   if (message.snapshot !== null) return toBinary(MessageSchema, messageToProto(message));
@@ -83,12 +82,12 @@ export function encodeMessageBytes(message: Message): Uint8Array {
   checkU64(message.commit, "commit");
   checkU64(message.rejectHint, "reject hint");
   const entrySizes = message.entries.map(entrySize);
-  let size = numberFieldBytes(1, message.type) + idFieldBytes(message.to) +
-    idFieldBytes(message.from) + numberFieldBytes(4, message.term) +
+  let size = numberFieldBytes(1, message.type) + u64FieldBytes(2, message.to) +
+    u64FieldBytes(3, message.from) + numberFieldBytes(4, message.term) +
     numberFieldBytes(5, message.logTerm) + numberFieldBytes(6, message.index) +
-    numberFieldBytes(8, message.commit) + (message.reject ? 2 : 0) +
+    numberFieldBytes(8, message.commit) + boolFieldBytes(10, message.reject) +
     numberFieldBytes(11, message.rejectHint) + bytesFieldBytes(12, message.context.length);
-  for (const bytes of entrySizes) size += 1 + varintBytes(bytes) + bytes;
+  for (const bytes of entrySizes) size += messageFieldBytes(7, bytes);
 
   const out = new ProtoWriter(size);
   out.numberField(1, message.type);
