@@ -395,6 +395,61 @@ Deno.test("h2: a turn's output goes out in one write, or in pieces once it is la
   });
 });
 
+Deno.test("h2: small writes of one turn share DATA frames, cut at the frame size and windows", async () => {
+  const messageBytes = 100;
+  const messagesPerStream = 300;
+  const streams: ServerStream[] = [];
+  /** Stream `s`'s message `i`: every byte names both, so order and ownership show. */
+  const message = (s: number, i: number) => new Uint8Array(messageBytes).fill((s * 7 + i) & 0xff);
+  const expected = (s: number) =>
+    concatBytes(...Array.from({ length: messagesPerStream }, (_, i) => message(s, i)));
+  await withServer({
+    // No early writes: every frame boundary below comes from the frame size or a window.
+    earlyWriteBytes: 1 << 20,
+    onStream: (stream) => {
+      stream.respond([[":status", "200"]]);
+      streams.push(stream);
+      if (streams.length < 2) return;
+      // One turn, the two streams' messages interleaved as a watch fan-out writes them.
+      for (let i = 0; i < messagesPerStream; i++) {
+        streams.forEach((st, s) => st.write(message(s, i)));
+      }
+      for (const st of streams) st.end();
+    },
+  }, async (port) => {
+    const streamWindow = 20_000;
+    const client = await RawClient.open(port, [[0x4, streamWindow]]);
+    try {
+      client.headers(1, get, true);
+      client.headers(3, get, true);
+      const total = messageBytes * messagesPerStream;
+      await client.until(() => client.dataBytes(1) === streamWindow);
+      await client.until(() => client.dataBytes(3) === streamWindow);
+      const more = new Uint8Array(4);
+      writeUint32(more, 0, total);
+      for (const id of [1, 3]) client.send(FrameType.windowUpdate, 0, id, more);
+      await client.until(() =>
+        [1, 3].every((id) =>
+          client.frames.some((f) => f.streamId === id && (f.flags & Flag.endStream) !== 0)
+        )
+      );
+      for (const [s, id] of [[0, 1], [1, 3]]) {
+        const data = client.frames.filter((f) => f.type === FrameType.data && f.streamId === id);
+        deepStrictEqual(concatBytes(...data.map((f) => f.payload)), expected(s), `stream ${id}`);
+        // 300 messages: the window's 20 000 bytes in a full frame and the rest of the window,
+        // then the other 10 000 in one frame (the last frame may be an empty END_STREAM).
+        deepStrictEqual(
+          data.map((f) => f.payload.length).filter((n) => n > 0),
+          [16_384, streamWindow - 16_384, total - streamWindow],
+          `stream ${id}'s frame sizes`,
+        );
+      }
+    } finally {
+      client.close();
+    }
+  });
+});
+
 Deno.test("h2: streams past the concurrency limit are refused", async () => {
   await withServer({ onStream: () => {}, maxConcurrentStreams: 2 }, async (port) => {
     const client = await RawClient.open(port);
