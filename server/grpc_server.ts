@@ -30,7 +30,7 @@ import { readUint32, writeUint32 } from "../internal/bytes.ts";
 import { decodeOptions } from "./codec.ts";
 import type { HeaderField, RequestHeaders, ServerStream } from "./h2/mod.ts";
 import { toConnectError } from "./errors.ts";
-import { implementedMethods, type MethodImpl } from "./service_methods.ts";
+import { implementedMethods, type MethodImpl, readyTaker } from "./service_methods.ts";
 
 /** Anything services can be registered on: our gRPC server and Connect's router alike. */
 export interface ServiceRegistrar {
@@ -385,6 +385,8 @@ export class GrpcServer implements ServiceRegistrar {
       const arg = input ?? await firstOnly(requests);
       let headersSent = false;
       const output = route.impl(arg, context) as AsyncIterable<unknown>;
+      const ready = readyTaker(output);
+      const schema = route.method.output;
       // Breaking out of for-await calls the generator's return(), so the service cleans up.
       for await (const message of output) {
         if (stream.closed) break;
@@ -392,7 +394,13 @@ export class GrpcServer implements ServiceRegistrar {
           stream.respond(okHeaders);
           headersSent = true;
         }
-        const ok = stream.write(this.#encodeEnveloped(route.method.output, message));
+        let ok = stream.write(this.#encodeEnveloped(schema, message));
+        // What else the service has ready goes out now, short of back-pressure.
+        for (let more = ok ? ready?.() : undefined; more !== undefined;) {
+          ok = stream.write(this.#encodeEnveloped(schema, more));
+          more = ok && !stream.closed ? ready!() : undefined;
+        }
+        if (stream.closed) break;
         if (!ok) {
           await Promise.race([new Promise<void>((r) => (stream.ondrain = r)), closed]);
         }

@@ -15,7 +15,7 @@ import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { cpuUsage } from "node:process";
 import { toConnectError } from "./errors.ts";
-import { wrapMethods } from "./service_methods.ts";
+import { type ReadyResponses, readyTaker, takeReady, wrapMethods } from "./service_methods.ts";
 import { formatId } from "./ids.ts";
 import { serverVersion } from "./version.ts";
 
@@ -785,8 +785,15 @@ function instrumentStream(
 function countOutput(
   responses: AsyncIterable<unknown>,
   counters: MethodCounters,
-): AsyncIterable<unknown> {
+): AsyncIterable<unknown> & ReadyResponses {
+  const ready = readyTaker(responses);
   return {
+    // Responses taken without the iterator count too.
+    [takeReady]: ready && (() => {
+      const response = ready();
+      if (response !== undefined) counters.sent.inc();
+      return response;
+    }),
     [Symbol.asyncIterator](): AsyncIterator<unknown> {
       const inner = responses[Symbol.asyncIterator]();
       let ended = false;

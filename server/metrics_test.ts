@@ -1,7 +1,8 @@
-import { deepStrictEqual, rejects, strictEqual, throws } from "node:assert/strict";
+import { deepStrictEqual, ok, rejects, strictEqual, throws } from "node:assert/strict";
 import type { HandlerContext } from "@connectrpc/connect";
 import { KV, Maintenance, Watch } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
 import { Errors } from "./errors.ts";
+import { type ReadyResponses, readyTaker, takeReady } from "./service_methods.ts";
 import {
   exponentialBuckets,
   formatValue,
@@ -178,15 +179,24 @@ Deno.test("instrumented services count started, handled by code, and messages", 
   });
   for await (const _ of maintenance.snapshot!({} as never, context)) break; // client cancels
   const watch = metrics.instrument(Watch, {
-    async *watch(requests) {
-      for await (const _ of requests) yield {};
+    watch(requests) {
+      const out: AsyncGenerator<Record<never, never>> & ReadyResponses = (async function* () {
+        for await (const _ of requests) yield {};
+      })();
+      // One more response, ready after the first: taken without the iterator, counted all the same.
+      let extra = 1;
+      out[takeReady] = () => extra-- > 0 ? {} : undefined;
+      return out;
     },
   });
   async function* twoRequests() {
     yield {} as never;
     yield {} as never;
   }
-  for await (const _ of watch.watch!(twoRequests(), context)) { /* drain */ }
+  const output = watch.watch!(twoRequests(), context);
+  const take = readyTaker(output);
+  ok(take, "the instrumented output passes takeReady on");
+  for await (const _ of output) while (take() !== undefined) { /* taken without a promise */ }
 
   const text = metrics.registry.render();
   const line = (family: string, labels: string) => {
@@ -205,6 +215,6 @@ Deno.test("instrumented services count started, handled by code, and messages", 
   strictEqual(line("grpc_server_msg_sent_total", snap), "1");
   const w = 'grpc_method="Watch",grpc_service="etcdserverpb.Watch",grpc_type="bidi_stream"';
   strictEqual(line("grpc_server_msg_received_total", w), "2");
-  strictEqual(line("grpc_server_msg_sent_total", w), "2");
+  strictEqual(line("grpc_server_msg_sent_total", w), "3");
   strictEqual(line("grpc_server_handled_total", `grpc_code="OK",${w}`), "1");
 });

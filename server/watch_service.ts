@@ -53,6 +53,7 @@ import { toPbEvent } from "./apply_kv.ts";
 import { Errors, toConnectError } from "./errors.ts";
 import { gatewayStreamHandler } from "./gateway_stream.ts";
 import { goJsonObject } from "./go_json.ts";
+import { type ReadyResponses, takeReady } from "./service_methods.ts";
 
 /** What the Watch services need from their member (the lead provides it from EtcdServer). */
 export interface WatchServiceDeps {
@@ -92,7 +93,7 @@ export const maxControlResponses = 16;
  */
 export const maxMergedResponseBytes = 1024 * 1024;
 /** Responses a stream sends back to back before it yields to the event loop. */
-const maxResponsesPerTurn = 32;
+export const maxResponsesPerTurn = 32;
 /** Election timeouts without a leader before `hasleader` streams are canceled (etcd: 3). */
 const noLeaderChecks = 3;
 /** etcd's (clientv3.InvalidWatchID) id of responses tied to no watch. */
@@ -230,6 +231,10 @@ class WatchSession {
   #progressTimer: unknown = undefined;
   #leaderTimer: unknown = undefined;
   #noLeaderCount = 0;
+  /** Responses sent since the session last yielded to the event loop. */
+  #inARow = 0;
+  /** `serve` waits at a yield: its consumer has the response and may take more. */
+  #suspended = false;
   readonly #onAbort = () => this.close();
 
   constructor(deps: WatchServiceDeps, context: HandlerContext, single: boolean) {
@@ -299,30 +304,49 @@ class WatchSession {
     try {
       this.#start();
       begin();
-      let inARow = 0;
+      this.#inARow = 0;
       for (;;) {
         if (this.#failure !== undefined) throw this.#failure;
         if (this.#done) return;
         const next = this.#next();
         if (next) {
+          this.#suspended = true;
           yield next;
+          this.#suspended = false;
           if (this.#single && next.canceled) return;
-          if (++inARow >= maxResponsesPerTurn) {
+          if (++this.#inARow >= maxResponsesPerTurn) {
             // Let requests, raft and other streams in; what queues meanwhile merges.
-            inARow = 0;
+            this.#inARow = 0;
             await new Promise<void>((resolve) => setImmediate(resolve));
           }
           continue;
         }
-        inARow = 0;
+        this.#inARow = 0;
         await new Promise<void>((resolve) => this.#wake = resolve);
       }
     } catch (err) {
       // Interceptors do not see errors raised while a stream is consumed.
       throw toConnectError(err);
     } finally {
+      this.#suspended = false;
       this.close();
     }
+  }
+
+  /**
+   * The response `serve` would yield next, if one is ready and the turn's share is not used up
+   * (see `takeReady` in service_methods.ts); only while `serve` waits at a yield, so that the
+   * two take from the queues in turn order. The browser's single-watch sessions end on a
+   * cancel, which only `serve` knows to do: they always go through it.
+   */
+  takeReady(): WatchResponse | undefined {
+    if (!this.#suspended || this.#single || this.#done || this.#failure !== undefined) {
+      return undefined;
+    }
+    if (this.#inARow + 1 >= maxResponsesPerTurn) return undefined;
+    const next = this.#next();
+    if (next) this.#inARow++;
+    return next;
   }
 
   /** Ends the session with an error for the client. */
@@ -451,7 +475,7 @@ class WatchSession {
       if (w.pending) this.#enqueue(entry);
       const out = this.#fromBatch(entry, batch);
       if (out.length === 0) continue;
-      this.#fragments = out.slice(1);
+      if (out.length > 1) this.#fragments = out.slice(1);
       return out[0];
     }
     if (this.#progressRequested && this.#caughtUp()) {
@@ -525,7 +549,11 @@ export function watchService(deps: WatchServiceDeps): ServiceImpl<typeof Watch> 
   return {
     watch(requests, context) {
       const session = new WatchSession(deps, context, false);
-      return session.serve(() => void session.feed(requests));
+      const responses: AsyncIterable<WatchResponse> & ReadyResponses = session.serve(() =>
+        void session.feed(requests)
+      );
+      responses[takeReady] = () => session.takeReady();
+      return responses;
     },
   };
 }

@@ -17,11 +17,13 @@ import {
 } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
 import { WebWatch } from "../proto/gen/etcdweb/web_watch_pb.ts";
 import { EventSchema } from "../proto/gen/etcd/mvccpb/kv_pb.ts";
+import { readyTaker } from "./service_methods.ts";
 import {
   eventsResponse,
   fragmentResponse,
   maxControlResponses,
   maxMergedResponseBytes,
+  maxResponsesPerTurn,
   watchGatewayHandler,
   watchService,
   type WatchServiceDeps,
@@ -152,8 +154,11 @@ function setup(
     return await done;
   }
 
-  /** Opens a Watch stream; responses are collected as they come. */
-  function open(headers: Record<string, string> = {}) {
+  /**
+   * Opens a Watch stream; responses are collected as they come. `readAs: "grpc"` reads as our
+   * gRPC server does: after each awaited response, those `takeReady` hands over.
+   */
+  function open(headers: Record<string, string> = {}, readAs: "iterator" | "grpc" = "iterator") {
     const requests = new Requests();
     const abort = new AbortController();
     const context = createHandlerContext({
@@ -168,9 +173,21 @@ function setup(
     const got: WatchResponse[] = [];
     const state: { error?: unknown; ended: boolean } = { ended: false };
     const output = watchService(deps).watch(requests, context);
+    const take = readAs === "grpc" ? readyTaker(output) : undefined;
+    /** Responses taken without awaiting, and the most of them in a row. */
+    const ready = { taken: 0, longestRun: 0 };
     const done = (async () => {
       try {
-        for await (const r of output) got.push(create(WatchResponseSchema, r));
+        for await (const r of output) {
+          got.push(create(WatchResponseSchema, r));
+          let run = 0;
+          for (let more = take?.(); more !== undefined; more = take!()) {
+            got.push(create(WatchResponseSchema, more as WatchResponse));
+            run++;
+          }
+          ready.taken += run;
+          ready.longestRun = Math.max(ready.longestRun, run);
+        }
       } catch (err) {
         state.error = err;
       }
@@ -181,6 +198,8 @@ function setup(
       requests,
       got,
       state,
+      takeReady: take,
+      ready,
       abort: () => abort.abort(),
       /** The next `n` responses not read yet. */
       async take(n = 1): Promise<WatchResponse[]> {
@@ -729,6 +748,38 @@ Deno.test("gateway: NDJSON results for a body of JSON requests; bad first reques
       s.close();
     }
   });
+});
+
+Deno.test("ready responses taken without awaiting come in serve's order, a turn's share at most", async () => {
+  const t = setup();
+  const watches = 70;
+  const puts = 3;
+  // The same watches on two streams: one read plainly, one as our gRPC server reads it.
+  const plain = t.open();
+  const fast = t.open({}, "grpc");
+  try {
+    ok(fast.takeReady, "the Watch service's output offers takeReady");
+    for (let i = 0; i < watches; i++) {
+      plain.requests.push(create_("k"));
+      fast.requests.push(create_("k"));
+    }
+    await t.until(() => plain.got.length === watches && fast.got.length === watches, "creates");
+    for (let i = 1; i <= puts; i++) {
+      t.put("k", `v${i}`);
+      // serve waits for a wake-up, not at a yield: nothing may be taken past it.
+      strictEqual(fast.takeReady!(), undefined);
+      // One response per watch and put (waiting, so that revisions do not merge).
+      const sent = watches * (1 + i);
+      await t.until(() => plain.got.length === sent && fast.got.length === sent, `put ${i}`);
+    }
+    deepStrictEqual(fast.got.map(show), plain.got.map(show), "the same responses, same order");
+    ok(fast.ready.taken >= (watches * puts) / 2, `${fast.ready.taken} taken without awaiting`);
+    ok(fast.ready.longestRun < maxResponsesPerTurn, `${fast.ready.longestRun} in a row`);
+  } finally {
+    await plain.close();
+    await fast.close();
+    t.close();
+  }
 });
 
 Deno.test("a stream's abort cleans up its watchers and timers", async () => {
