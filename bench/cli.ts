@@ -125,8 +125,9 @@ load and prints req/s and latency for both, with ratios.
   --total N             measure N requests instead of a window (bounded at 60 s; KV cases
                         only, the watch and lease cases always use --duration)
   --repeat N            measure each cell N times, in N rounds in which the servers take
-                        turns (each started fresh), and report the attempt that other work on
-                        the machine disturbed least (default 1)
+                        turns (each started fresh; the first of a round goes last in the
+                        next), and report the attempt that other work on the machine
+                        disturbed least (default 1)
   --quick               smoke run: 1s windows, 250ms warm-up, 10k keyspace
   --keyspace N          distinct keys of put-random and watch-prefix (default 100000)
   --key-size N          key bytes (default 8)

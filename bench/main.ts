@@ -9,7 +9,7 @@
 import { fileURLToPath } from "node:url";
 import { type BenchConfig, defaultMaxConns, parseConfig, usage, UsageError } from "./cli.ts";
 import { startClusterServer } from "./cluster.ts";
-import { mergeRounds } from "./rounds.ts";
+import { mergeRounds, roundOrder } from "./rounds.ts";
 import { processCpuSeconds } from "./cpu.ts";
 import { leaseCaseTitle, runLease } from "./lease.ts";
 import { type ClientKind, type LoadOptions, runLoad } from "./load.ts";
@@ -352,7 +352,7 @@ export async function main(args: string[]): Promise<number> {
   const failedTargets = new Set<Target>();
   // --repeat N: N rounds in which the servers take turns (see bench/rounds.ts).
   for (let round = 0; round < config.repeat; round++) {
-    for (const target of targets) {
+    for (const target of roundOrder(targets, round)) {
       if (failedTargets.has(target)) continue;
       try {
         await runTarget(target, config, launch, cases, rounds);
@@ -377,7 +377,7 @@ export async function main(args: string[]): Promise<number> {
     : `${config.durationMs} ms window per cell`;
   const repeat = config.repeat > 1
     ? `; each cell run ${config.repeat} times (in rounds, the servers taking turns, each started ` +
-      `fresh), the least disturbed shown`
+      `fresh, the first of a round last in the next), the least disturbed shown`
     : "";
   const header = [
     `${env.cpus} CPUs (${env.cpuModel ?? "unknown"}), load avg at start ${

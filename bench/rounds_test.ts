@@ -1,5 +1,5 @@
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
-import { leastDisturbed, mergeRounds } from "./rounds.ts";
+import { leastDisturbed, mergeRounds, roundOrder } from "./rounds.ts";
 
 interface Attempt {
   id: string;
@@ -46,4 +46,12 @@ Deno.test("rounds merge into one cell per key, attempts in run order", () => {
   const single = mergeRounds([cell("ours", 1, "x", 0)], (r) => r.target);
   strictEqual(single[0].attempts, undefined);
   strictEqual(single[0].result.id, "x");
+});
+
+Deno.test("the servers' order alternates by round, so each goes first as often", () => {
+  const targets = ["etcd", "ours"] as const;
+  const orders = [0, 1, 2, 3].map((round) => roundOrder(targets, round).join(","));
+  deepStrictEqual(orders, ["etcd,ours", "ours,etcd", "etcd,ours", "ours,etcd"]);
+  deepStrictEqual(targets, ["etcd", "ours"], "the caller's list is left alone");
+  deepStrictEqual(roundOrder(["ours"], 1), ["ours"]);
 });
