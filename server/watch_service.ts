@@ -473,10 +473,7 @@ class WatchSession {
       const batch = takeMerged(w);
       if (!batch) continue;
       if (w.pending) this.#enqueue(entry);
-      const out = this.#fromBatch(entry, batch);
-      if (out.length === 0) continue;
-      if (out.length > 1) this.#fragments = out.slice(1);
-      return out[0];
+      return this.#fromBatch(entry, batch);
     }
     if (this.#progressRequested && this.#caughtUp()) {
       this.#progressRequested = false;
@@ -496,17 +493,18 @@ class WatchSession {
     return true;
   }
 
-  #fromBatch(entry: Entry, batch: WatchBatch): WatchResponse[] {
+  /** The response for `batch`; the rest of a fragmented one waits in `#fragments`. */
+  #fromBatch(entry: Entry, batch: WatchBatch): WatchResponse {
     const w = entry.watcher;
     if (batch.compactRevision !== undefined) {
       // The watch is over, but its id stays taken until the client cancels it (as etcd).
       entry.progressNotify = false;
-      return [create(WatchResponseSchema, {
+      return create(WatchResponseSchema, {
         header: this.#deps.header(0n),
         watchId: w.id,
         canceled: true,
         compactRevision: BigInt(batch.compactRevision),
-      })];
+      });
     }
     const wr = eventsResponse(
       this.#deps.header(BigInt(batch.revision)),
@@ -514,7 +512,10 @@ class WatchSession {
       batch.events.map((ev) => pbEvent(ev, w.prevKv)),
     );
     if (wr.events.length > 0) entry.progressDue = false;
-    return entry.fragment ? fragmentResponse(wr, this.#deps.maxRequestBytes) : [wr];
+    if (!entry.fragment) return wr;
+    const [first, ...rest] = fragmentResponse(wr, this.#deps.maxRequestBytes);
+    this.#fragments = rest;
+    return first;
   }
 
   #armProgress(): void {
