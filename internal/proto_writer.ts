@@ -9,9 +9,17 @@
 import { assert } from "./assert.ts";
 import { varintBytes } from "./bytes.ts";
 
-const maxSafeBig = BigInt(Number.MAX_SAFE_INTEGER);
-const varintWire = 0;
-const bytesWire = 2;
+/** The largest u64 a varint writer takes as a number. */
+export const maxSafeBig: bigint = BigInt(Number.MAX_SAFE_INTEGER);
+/** Wire type of varint fields. */
+export const varintWire = 0;
+/** Wire type of length-delimited fields (bytes, strings, messages). */
+export const bytesWire = 2;
+
+/** The key of field `field` with wire type `wire`. */
+export function fieldKey(field: number, wire: number): number {
+  return (field << 3) | wire;
+}
 
 /** Bytes of `v`, a u64, as a varint. */
 export function u64VarintBytes(v: bigint): number {
@@ -92,35 +100,35 @@ export class ProtoWriter {
 
   /** The key of a length-delimited field, then its length (its bytes are the caller's). */
   lengthPrefix(field: number, length: number): void {
-    this.varint((field << 3) | bytesWire);
+    this.varint(fieldKey(field, bytesWire));
     this.varint(length);
   }
 
   /** Field `field` holding the number `n`, unless it is 0. */
   numberField(field: number, n: number): void {
     if (n === 0) return;
-    this.varint((field << 3) | varintWire);
+    this.varint(fieldKey(field, varintWire));
     this.varint(n);
   }
 
   /** Field `field` holding the u64 `v`, unless it is 0. */
   u64Field(field: number, v: bigint): void {
     if (v === 0n) return;
-    this.varint((field << 3) | varintWire);
+    this.varint(fieldKey(field, varintWire));
     this.u64(v);
   }
 
   /** Field `field` holding the int64 `v` (a negative as its 64-bit two's complement), unless 0. */
   int64Field(field: number, v: bigint): void {
     if (v === 0n) return;
-    this.varint((field << 3) | varintWire);
+    this.varint(fieldKey(field, varintWire));
     this.u64(v < 0n ? BigInt.asUintN(64, v) : v);
   }
 
   /** Field `field` set to true, unless `on` is false. */
   boolField(field: number, on: boolean): void {
     if (!on) return;
-    this.varint((field << 3) | varintWire);
+    this.varint(fieldKey(field, varintWire));
     this.buf[this.at++] = 1;
   }
 

@@ -396,9 +396,10 @@ export class GrpcServer implements ServiceRegistrar {
         }
         let ok = stream.write(this.#encodeEnveloped(schema, message));
         // What else the service has ready goes out now, short of back-pressure.
-        for (let more = ok ? ready?.() : undefined; more !== undefined;) {
+        while (ok && ready !== undefined && !stream.closed) {
+          const more = ready();
+          if (more === undefined) break;
           ok = stream.write(this.#encodeEnveloped(schema, more));
-          more = ok && !stream.closed ? ready!() : undefined;
         }
         if (stream.closed) break;
         if (!ok) {

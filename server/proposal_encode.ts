@@ -12,14 +12,13 @@
 import {
   boolFieldBytes,
   bytesFieldBytes,
+  maxSafeBig,
   messageFieldBytes,
   numberFieldBytes,
   ProtoWriter,
   u64FieldBytes,
 } from "../internal/proto_writer.ts";
 import type { PutRequest } from "../proto/gen/etcd/etcdserverpb/rpc_pb.ts";
-
-const maxSafeBig = BigInt(Number.MAX_SAFE_INTEGER);
 /** InternalRaftRequest's fields, and RequestHeader.ID. */
 const headerField = 100;
 const putField = 4;

@@ -19,10 +19,13 @@ import { assert } from "../internal/assert.ts";
 import {
   boolFieldBytes,
   bytesFieldBytes,
+  bytesWire,
+  fieldKey,
   messageFieldBytes,
   numberFieldBytes,
   ProtoWriter,
   u64FieldBytes,
+  varintWire,
 } from "../internal/proto_writer.ts";
 import {
   EntryType as PbEntryType,
@@ -38,10 +41,6 @@ const maxMessageType = PbMessageType.MsgPreVoteResp;
 /** The largest raftpb.EntryType value this build knows. */
 const maxEntryType = PbEntryType.EntryConfChangeV2;
 const maxU64 = (1n << 64n) - 1n;
-
-const varintWire = 0;
-const bytesWire = 2;
-const tag = (field: number, wire: number) => (field << 3) | wire;
 
 // The checks build their messages only when they fail: a message per field and call was most
 // of the encoder's time.
@@ -166,25 +165,25 @@ function decodeEntry(input: In, end: number): Entry | undefined {
   while (input.at < end) {
     const key = input.buf[input.at++];
     switch (key) {
-      case tag(1, varintWire): {
+      case fieldKey(1, varintWire): {
         const type = input.number();
         if (type < 0 || type > maxEntryType) return undefined;
         entry.type = type as Entry["type"];
         break;
       }
-      case tag(2, varintWire): {
+      case fieldKey(2, varintWire): {
         const term = input.number();
         if (term < 0) return undefined;
         entry.term = term;
         break;
       }
-      case tag(3, varintWire): {
+      case fieldKey(3, varintWire): {
         const index = input.number();
         if (index < 0) return undefined;
         entry.index = index;
         break;
       }
-      case tag(4, bytesWire): {
+      case fieldKey(4, bytesWire): {
         const length = input.span();
         if (length < 0) return undefined;
         entry.data = input.buf.subarray(input.at, input.at + length);
@@ -209,7 +208,7 @@ export function decodeMessageFast(bytes: Uint8Array): Message | undefined {
     // Every field this decoder takes has a one-byte key; a longer one is not ours.
     const key = bytes[input.at++];
     if (key >= 0x80) return undefined;
-    if (key === tag(7, bytesWire)) {
+    if (key === fieldKey(7, bytesWire)) {
       const length = input.span();
       if (length < 0) return undefined;
       const end = input.at + length;
@@ -218,17 +217,17 @@ export function decodeMessageFast(bytes: Uint8Array): Message | undefined {
       message.entries.push(entry);
       continue;
     }
-    if (key === tag(12, bytesWire)) {
+    if (key === fieldKey(12, bytesWire)) {
       const length = input.span();
       if (length < 0) return undefined;
       message.context = bytes.subarray(input.at, input.at + length);
       input.at += length;
       continue;
     }
-    if (key === tag(2, varintWire) || key === tag(3, varintWire)) {
+    if (key === fieldKey(2, varintWire) || key === fieldKey(3, varintWire)) {
       const id = input.u64();
       if (id === undefined) return undefined;
-      if (key === tag(2, varintWire)) message.to = id;
+      if (key === fieldKey(2, varintWire)) message.to = id;
       else message.from = id;
       continue;
     }

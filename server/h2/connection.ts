@@ -409,8 +409,8 @@ export class H2Connection {
   /**
    * `write` queued `bytes` on `stream`: they go into frames just before the next socket write,
    * so that the many small messages a watch stream sends in one turn travel in a few DATA
-   * frames rather than one frame each. The client pays per frame too: with 1 000 watchers on one key, taking in a put's
-   * thousand one-message frames was most of the client's work.
+   * frames rather than one frame each. The client pays per frame too: with 1 000 watchers on
+   * one key, taking in a put's thousand one-message frames was most of the client's work.
    */
   queued(stream: ServerStream, bytes: number): void {
     if (!stream.pumpPending) {
@@ -439,16 +439,9 @@ export class H2Connection {
       const n = Math.min(allowed, stream.queuedBytes);
       const lastByte = n === stream.queuedBytes;
       const flags = lastByte && stream.endQueued && stream.trailers === null ? Flag.endStream : 0;
-      const chunk = stream.queue[0];
-      if (n <= chunk.length) {
-        this.#out.frameSlice(FrameType.data, flags, stream.id, chunk, 0, n);
-        if (n === chunk.length) stream.queue.shift();
-        else stream.queue[0] = chunk.subarray(n);
-      } else {
-        this.#out.frameWith(FrameType.data, flags, stream.id, n, (out, at) => {
-          takeQueued(stream.queue, n, out, at);
-        });
-      }
+      this.#out.frameWith(FrameType.data, flags, stream.id, n, (out, at) => {
+        takeQueued(stream.queue, n, out, at);
+      });
       stream.queuedBytes -= n;
       stream.sendWindow -= n;
       this.#sendWindow -= n;
