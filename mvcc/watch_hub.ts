@@ -264,6 +264,7 @@ export class Watcher {
   take(): WatchBatch | undefined {
     const batch = this.#batches.shift();
     if (batch === undefined) return undefined;
+    this.stream.hub.heldBatchesChanged(-1);
     this.#bufferedEvents -= batch.events.length;
     this.#bufferedBytes -= batch.bytes;
     if (this.state === "unsynced") this.stream.hub.wantCatchUp(this);
@@ -286,6 +287,7 @@ export class Watcher {
   /** @internal Appends a batch and tells the stream. */
   push(batch: WatchBatch): void {
     this.#batches.push(batch);
+    this.stream.hub.heldBatchesChanged(1);
     this.#bufferedEvents += batch.events.length;
     this.#bufferedBytes += batch.bytes;
     this.stream.changed(this);
@@ -301,7 +303,7 @@ export class Watcher {
 
   /** @internal Drops everything buffered. */
   clear(): void {
-    this.#batches.drain();
+    this.stream.hub.heldBatchesChanged(-this.#batches.drain().length);
     this.#bufferedEvents = 0;
     this.#bufferedBytes = 0;
   }
@@ -477,6 +479,8 @@ export class WatchHub {
   readonly #streams = new Set<WatchStream>();
   #timer: unknown = undefined;
   #closed = false;
+  /** Batches pushed to watchers and not yet taken by their consumers, over every watcher. */
+  #heldBatches = 0;
 
   /** Creates a hub over `source` (the store). */
   constructor(source: WatchSource, options: WatchHubOptions = {}) {
@@ -501,6 +505,14 @@ export class WatchHub {
   /** True while any watcher (synced or catching up) is open. */
   get watching(): boolean {
     return this.#synced.size + this.#unsynced.size > 0;
+  }
+
+  /**
+   * Whether some watcher holds events (or a progress or compaction notice) its consumer has not
+   * taken yet: output that anything blocking the event loop now would hold back.
+   */
+  get holdsUntaken(): boolean {
+    return this.#heldBatches > 0;
   }
 
   /** Number of synced and unsynced watchers. */
@@ -689,6 +701,12 @@ export class WatchHub {
     }
     w.state = "canceled";
     w.clear();
+  }
+
+  /** @internal A watcher's buffer gained (or lost, when negative) `delta` batches. */
+  heldBatchesChanged(delta: number): void {
+    this.#heldBatches += delta;
+    assert(this.#heldBatches >= 0, "more batches taken than held");
   }
 
   /** @internal */

@@ -393,6 +393,38 @@ Deno.test("progress reports only for synced watchers, at the current revision", 
   }
 });
 
+Deno.test("the hub holds untaken output from a push until every batch is taken or dropped", () => {
+  const t = setup({ maxBufferedEvents: 1 });
+  try {
+    strictEqual(t.hub.holdsUntaken, false);
+    const a = t.watch({ key: "a" });
+    const b = t.watch({ key: "a" });
+    t.put("a");
+    strictEqual(t.hub.holdsUntaken, true, "both watchers hold the event");
+    strictEqual(drain(a).length, 1);
+    strictEqual(t.hub.holdsUntaken, true, "one still holds it");
+    strictEqual(drain(b).length, 1);
+    strictEqual(t.hub.holdsUntaken, false, "every batch taken");
+
+    strictEqual(t.hub.progress(a), true);
+    strictEqual(t.hub.holdsUntaken, true, "a progress report waits to be taken too");
+    strictEqual(t.stream.cancel(a.id), true);
+    strictEqual(t.hub.holdsUntaken, false, "a canceled watcher's buffer is dropped");
+
+    t.put("a");
+    t.put("a"); // b's buffer is full: unsynced, to catch up from history
+    strictEqual(b.synced, false);
+    strictEqual(drain(b).length, 1);
+    strictEqual(t.hub.holdsUntaken, false, "nothing buffered while it waits for the catch-up");
+    t.timers.runAll();
+    strictEqual(t.hub.holdsUntaken, true, "the catch-up's batch waits");
+    t.stream.close();
+    strictEqual(t.hub.holdsUntaken, false, "a closed stream drops its watchers' buffers");
+  } finally {
+    t.close();
+  }
+});
+
 Deno.test("1000 watchers on one key, 1000 prefixes and 100 ranges each get their event once", () => {
   const t = setup();
   try {
@@ -455,6 +487,11 @@ Deno.test("seeded: random writes, buffers and consumers; every watcher sees exac
           fn!();
         }
       }
+      strictEqual(
+        t.hub.holdsUntaken,
+        watchers.some((x) => x.w.pending),
+        `step ${step}: the hub's held batches match its watchers' buffers`,
+      );
     }
     for (let round = 0; round < 10_000; round++) {
       let busy = false;

@@ -238,11 +238,7 @@ export class EtcdServer {
       lessor: this.lessor,
       alarms: this.alarms,
       onOutcome: (id, outcome) => this.#settle(id, outcome),
-      onEvents: (events) => {
-        // Watchers are answered from local state too: syncs then leave the loop to them.
-        if (this.watchHub.watching) this.#syncPolicy.noteLocalAnswer();
-        this.watchHub.notify(events);
-      },
+      onEvents: (events) => this.watchHub.notify(events),
       onLease: (change) =>
         (change === "granted" ? this.metrics.leaseGranted : this.metrics.leaseRevoked).inc(),
       onConfChange: (entry) => this.#applyConfChange(entry),
@@ -259,7 +255,7 @@ export class EtcdServer {
     });
     const timedWal = {
       save: (hardState: Parameters<Wal["save"]>[0], entries: Parameters<Wal["save"]>[1]) => {
-        const inline = this.#syncPolicy.inlineFor(node.hasPeers);
+        const inline = this.#syncPolicy.inlineFor(node.hasPeers, this.watchHub.holdsUntaken);
         return this.metrics.timeAsync(
           this.metrics.walFsyncSeconds,
           () => wal.save(hardState, entries, inline),

@@ -16,6 +16,15 @@ Deno.test("a lone member syncs inline while it only writes, on the pool while it
   strictEqual(policy.inlineFor(false), true);
 });
 
+Deno.test("a lone member syncs on the pool while output waits to be sent, inline once it went out", () => {
+  const policy = new WalSyncPolicy();
+  strictEqual(policy.inlineFor(false, true), false, "watch events wait for the loop");
+  strictEqual(policy.inlineFor(false, false), true, "they went out: nothing to hold back");
+  policy.noteLocalAnswer();
+  strictEqual(policy.inlineFor(false, false), false, "a read was answered since the last save");
+  strictEqual(policy.inlineFor(true, false), false, "with peers, never inline");
+});
+
 Deno.test("with peers every save syncs on the pool, whatever is answered locally", () => {
   const policy = new WalSyncPolicy();
   strictEqual(policy.inlineFor(true), false);
