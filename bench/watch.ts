@@ -1,9 +1,9 @@
 /**
  * Watch fan-out benchmark: N watchers (on one key, or on a prefix) spread over a few HTTP/2
  * connections, several bidi Watch streams per connection and many watches per stream (as etcd's
- * clients multiplex them), and one writer that puts at a steady rate. It measures the events
- * delivered per second (summed over the watchers), the put-to-event latency (each value is the
- * writer's send time; the watchers run in the same process, so the clock is the same) and the
+ * clients multiplex them), and one writer that puts at a steady rate, on a thread of its own
+ * (watch_writer.ts). It measures the events delivered per second (summed over the watchers), the
+ * put-to-event latency (each value is the writer's send time, in the watchers' clock) and the
  * server's resident memory per watcher (VmRSS before and after the watches are created).
  *
  * The client reads only the fields it needs from each WatchResponse (see
@@ -22,7 +22,7 @@ import {
 import { assert } from "../internal/assert.ts";
 import { concatBytes, prefixEnd, utf8 } from "../internal/bytes.ts";
 import { microsPerOperation, startCpuWindow } from "./cpu_window.ts";
-import { grpcFrame, grpcPath, grpcPrefixBytes, RawGrpcConnection } from "./grpc_raw.ts";
+import { grpcFrame, grpcPath, grpcPrefixBytes } from "./grpc_raw.ts";
 import {
   advertisedMaxStreams,
   openSession,
@@ -32,7 +32,7 @@ import {
 } from "./grpc_stream.ts";
 import type { CpuProbe } from "./load.ts";
 import { Histogram, type LatencySummary } from "./stats.ts";
-import { kvPaths } from "./workload.ts";
+import { PutWriter } from "./watch_writer.ts";
 
 /** Names of the watch cases. */
 export type WatchCaseName = "watch-key" | "watch-prefix";
@@ -65,8 +65,6 @@ export const maxPutRate = 100_000;
 export const timestampValueBytes = 8;
 /** Puts the writer leaves unanswered at most; a due put beyond them is skipped and counted. */
 export const maxOutstandingPuts = 256;
-/** The writer's pacing tick. */
-const writerTickMs = 2;
 /** Bound on creating every watch. */
 const createTimeoutMs = 30_000;
 /** Bound on connecting. */
@@ -461,7 +459,7 @@ export async function runWatch(
   assert(options.conns >= 1 && options.streamsPerConn >= 1, "conns and streams >= 1");
   assert(options.putRate > 0 && options.putRate <= maxPutRate, "put rate in range");
   const target = watchTarget(options.caseName, options.runTag);
-  const writer = new RawGrpcConnection(baseUrl);
+  const writer = new PutWriter();
   const sessions: http2.ClientHttp2Session[] = [];
   const streams: RawBidiStream[] = [];
   const histogram = new Histogram();
@@ -481,9 +479,16 @@ export async function runWatch(
   };
 
   try {
-    const frames = new PutFrames(target, options.keyDigits, options.keyspace, options.seed);
     // One answered put first: the writer's connection and the server's write path are warm.
-    await writer.unary(kvPaths.put, frames.next(performance.now()));
+    await writer.open({
+      baseUrl,
+      caseName: options.caseName,
+      runTag: options.runTag,
+      keyDigits: options.keyDigits,
+      keyspace: options.keyspace,
+      seed: options.seed,
+      putRate: options.putRate,
+    });
     const rssBeforeBytes = await probes.rssBytes?.();
 
     const perStream = watchersPerStream(options.watchers, options.conns * options.streamsPerConn);
@@ -534,48 +539,22 @@ export async function runWatch(
     const rssAfterCreateBytes = await probes.rssBytes?.();
     const serverMaxStreamsPerConn = advertisedMaxStreams(sessions[0]);
 
-    // The writer: a steady rate, paced by a timer, at most maxOutstandingPuts unanswered.
-    let issued = 0;
-    let inFlight = 0;
-    let putsOk = 0;
-    let putErrors = 0;
-    let putsSkipped = 0;
-    let putsInWindow = 0;
-    const writerStart = performance.now();
-    const tick = () => {
-      const due = putsDue(performance.now() - writerStart, options.putRate, issued);
-      issued += due;
-      const send = Math.min(due, maxOutstandingPuts - inFlight);
-      putsSkipped += due - send;
-      for (let i = 0; i < send; i++) {
-        inFlight++;
-        if (recording) putsInWindow++;
-        writer.unary(kvPaths.put, frames.next(performance.now())).then(
-          () => putsOk++,
-          (error) => {
-            putErrors++;
-            firstError ??= `put: ${error}`;
-          },
-        ).finally(() => inFlight--);
-      }
-    };
-    const timer = setInterval(tick, writerTickMs);
-    let windowCpu;
-    try {
-      await sleep(options.warmupMs);
-      const cpu = await startCpuWindow(probes.cpu);
-      recording = true;
-      await until(
-        () => errors >= maxErrorsPerRun || putErrors >= maxErrorsPerRun,
-        options.durationMs,
-        Math.min(50, options.durationMs),
-      );
-      recording = false;
-      windowCpu = await cpu.stop();
-    } finally {
-      clearInterval(timer);
-    }
-    await until(() => inFlight === 0, putDrainTimeoutMs);
+    // The writer (on its own thread): a steady rate, at most maxOutstandingPuts unanswered.
+    await writer.start();
+    await sleep(options.warmupMs);
+    const cpu = await startCpuWindow(probes.cpu);
+    recording = true;
+    writer.record(true);
+    await until(
+      () => errors >= maxErrorsPerRun || writer.putErrors >= maxErrorsPerRun,
+      options.durationMs,
+      Math.min(50, options.durationMs),
+    );
+    recording = false;
+    writer.record(false);
+    const windowCpu = await cpu.stop();
+    const counts = await writer.stop(putDrainTimeoutMs);
+    const { putsOk, putsInWindow } = counts;
     const lastPutAt = performance.now();
     const caughtUp = await until(() => eventsTotal >= putsOk * options.watchers, catchUpTimeoutMs);
     const catchUpMs = caughtUp ? performance.now() - lastPutAt : undefined;
@@ -590,8 +569,8 @@ export async function runWatch(
       createMs,
       putRateTarget: options.putRate,
       putsPerSecond: putsInWindow / seconds,
-      putErrors,
-      putsSkipped,
+      putErrors: counts.putErrors,
+      putsSkipped: counts.putsSkipped,
       events: eventsInWindow,
       eventsPerSecond: eventsInWindow / seconds,
       offeredEventsPerSecond: (putsInWindow * options.watchers) / seconds,
@@ -600,7 +579,7 @@ export async function runWatch(
       catchUpMs,
       missingEvents: Math.max(0, putsOk * options.watchers - eventsTotal),
       errors,
-      firstError,
+      firstError: firstError ?? counts.firstError,
       elapsedMs: windowCpu.elapsedMs,
       rssBeforeBytes,
       rssStreamsOpenBytes,

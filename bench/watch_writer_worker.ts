@@ -1,0 +1,118 @@
+/**
+ * Entry of the watch benchmark's writer Worker (see {@linkcode PutWriter} in watch_writer.ts):
+ * one connection, puts at a steady rate paced by a timer, at most
+ * {@linkcode maxOutstandingPuts} unanswered, each stamped with its send time in the main
+ * thread's clock.
+ *
+ * @module
+ */
+
+import { RawGrpcConnection } from "./grpc_raw.ts";
+import { maxOutstandingPuts, PutFrames, putsDue, watchTarget } from "./watch.ts";
+import {
+  type FromWriter,
+  maxReportedPutErrors,
+  type ToWriter,
+  type WriterCounts,
+  type WriterSetup,
+} from "./watch_writer.ts";
+import { kvPaths } from "./workload.ts";
+
+/** The writer's pacing tick. */
+const writerTickMs = 2;
+
+/** The worker's global scope, as far as this module uses it. */
+const scope = globalThis as unknown as {
+  onmessage: ((e: MessageEvent<ToWriter>) => void) | null;
+  postMessage(message: FromWriter): void;
+};
+
+let setup: WriterSetup | undefined;
+let connection: RawGrpcConnection | undefined;
+let frames: PutFrames | undefined;
+let timer: ReturnType<typeof setInterval> | undefined;
+let recording = false;
+let inFlight = 0;
+const counts: WriterCounts = {
+  putsOk: 0,
+  putErrors: 0,
+  putsSkipped: 0,
+  putsInWindow: 0,
+};
+
+function failed(error: unknown): void {
+  scope.postMessage({ kind: "failed", error: String(error) });
+}
+
+async function open(s: WriterSetup): Promise<void> {
+  setup = s;
+  connection = new RawGrpcConnection(s.baseUrl);
+  frames = new PutFrames(watchTarget(s.caseName, s.runTag), s.keyDigits, s.keyspace, s.seed);
+  await connection.unary(kvPaths.put, frames.next(performance.now()));
+  scope.postMessage({ kind: "opened" });
+}
+
+function write(offsetMs: number): void {
+  const conn = connection!;
+  const put = frames!;
+  const rate = setup!.putRate;
+  let issued = 0;
+  const start = performance.now();
+  const sent = () => counts.putsOk++;
+  const failedPut = (error: unknown) => {
+    counts.putErrors++;
+    counts.firstError ??= `put: ${error}`;
+    if (counts.putErrors <= maxReportedPutErrors) {
+      scope.postMessage({
+        kind: "putError",
+        putErrors: counts.putErrors,
+        firstError: counts.firstError,
+      });
+    }
+  };
+  const answered = () => inFlight--;
+  timer = setInterval(() => {
+    const due = putsDue(performance.now() - start, rate, issued);
+    issued += due;
+    const send = Math.min(due, maxOutstandingPuts - inFlight);
+    counts.putsSkipped += due - send;
+    for (let i = 0; i < send; i++) {
+      inFlight++;
+      if (recording) counts.putsInWindow++;
+      conn.unary(kvPaths.put, put.next(performance.now() - offsetMs))
+        .then(sent, failedPut)
+        .finally(answered);
+    }
+  }, writerTickMs);
+}
+
+async function stop(drainTimeoutMs: number): Promise<void> {
+  clearInterval(timer);
+  const deadline = performance.now() + drainTimeoutMs;
+  while (inFlight > 0 && performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, writerTickMs));
+  }
+  connection?.close();
+  scope.postMessage({ kind: "stopped", counts });
+}
+
+scope.onmessage = (e) => {
+  const message = e.data;
+  switch (message.kind) {
+    case "open":
+      open(message.setup).catch(failed);
+      return;
+    case "ping":
+      scope.postMessage({ kind: "pong", id: message.id, atMs: performance.now() });
+      return;
+    case "write":
+      write(message.offsetMs);
+      return;
+    case "record":
+      recording = message.on;
+      return;
+    case "stop":
+      stop(message.drainTimeoutMs).catch(failed);
+      return;
+  }
+};
