@@ -379,6 +379,7 @@ export function renderWatchTables(runs: WatchRun[], markdown: boolean): string {
     });
     const legends = [
       `watchers spread over ${layouts.join(" / ")}, many watches per stream; ` +
+      `the writer puts from a thread of its own; ` +
       `streams per connection each server allows: ${advertised.join(", ")}; ` +
       `missing: events not received ${catchUpTimeoutMs / 1000} s after the last put was answered`,
       watchMemoryLegend,
