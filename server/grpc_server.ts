@@ -329,11 +329,11 @@ export class GrpcServer implements ServiceRegistrar {
       done = true;
       reader.dispose();
     };
-    stream.onclose = () => {
+    const onclose = () => {
       finish();
       context.abort();
     };
-    stream.ondata = (chunk: Uint8Array) => {
+    const ondata = (chunk: Uint8Array) => {
       if (done) {
         stream.pause();
         return;
@@ -360,7 +360,7 @@ export class GrpcServer implements ServiceRegistrar {
         .then((output) => this.#respond(stream, this.#encodeEnveloped(route.method.output, output)))
         .catch((err) => this.#fail(stream, err));
     };
-    stream.onend = () => {
+    const onend = () => {
       if (done) return;
       finish();
       this.#fail(
@@ -368,6 +368,8 @@ export class GrpcServer implements ServiceRegistrar {
         new ConnectError("grpc: error unmarshalling request: unexpected EOF", Code.Internal),
       );
     };
+    // Through listen(), not stream.on* = here: see ServerStream.listen.
+    stream.listen(ondata, onend, onclose);
   }
 
   #streaming(stream: ServerStream, route: Route, context: LazyContext): void {

@@ -177,6 +177,22 @@ export class ServerStream {
     return this.#localEnded || this.endQueued;
   }
 
+  /**
+   * Sets the request callbacks in one call. A consumer that stores closures over the stream on
+   * the stream itself, from the function that made them, made V8's unoptimized code keep every
+   * request's objects alive through young-generation GCs (about 2 MB promoted per scavenge at
+   * 16 clients, until the path was optimized); the same closures stored from here are not kept.
+   */
+  listen(
+    ondata: ((chunk: Uint8Array) => void) | null,
+    onend: (() => void) | null,
+    onclose: (() => void) | null,
+  ): void {
+    this.ondata = ondata;
+    this.onend = onend;
+    this.onclose = onclose;
+  }
+
   /** Sends the response headers; `endStream` ends the response with them. */
   respond(headers: readonly HeaderField[], endStream = false): void {
     if (this.#closed) return;

@@ -148,6 +148,43 @@ Deno.test("h2: a response without trailers, and a headers-only answer", async ()
   });
 });
 
+Deno.test("h2: listen() sets the callbacks that get the body, its end and the close", async () => {
+  const events: string[] = [];
+  let closed!: () => void;
+  const serverSawClose = new Promise<void>((resolve) => (closed = resolve));
+  await withServer({
+    onStream: (stream) => {
+      const chunks: Uint8Array[] = [];
+      stream.listen(
+        (chunk) => chunks.push(chunk),
+        () => {
+          events.push(`end after ${concat(chunks).length} bytes`);
+          stream.respond([[":status", "200"]]);
+          stream.end();
+        },
+        () => {
+          events.push("close");
+          closed();
+        },
+      );
+    },
+  }, async (port) => {
+    const session = connect(port);
+    try {
+      const answer = await request(
+        session,
+        { ":method": "POST", ":path": "/x" },
+        new Uint8Array(300),
+      );
+      strictEqual(answer.headers[":status"], 200);
+      await serverSawClose;
+      deepStrictEqual(events, ["end after 300 bytes", "close"]);
+    } finally {
+      session.close();
+    }
+  });
+});
+
 Deno.test("h2: a client reset closes the server's stream", async () => {
   let closed!: () => void;
   const serverSawClose = new Promise<void>((resolve) => (closed = resolve));
