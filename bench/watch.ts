@@ -437,7 +437,11 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** Resolves when `check()` holds, polled every `intervalMs`, or false after `timeoutMs`. */
-async function until(check: () => boolean, timeoutMs: number, intervalMs = 5): Promise<boolean> {
+export async function until(
+  check: () => boolean,
+  timeoutMs: number,
+  intervalMs = 5,
+): Promise<boolean> {
   const deadline = performance.now() + timeoutMs;
   while (!check()) {
     if (performance.now() >= deadline) return false;

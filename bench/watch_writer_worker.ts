@@ -8,7 +8,7 @@
  */
 
 import { RawGrpcConnection } from "./grpc_raw.ts";
-import { maxOutstandingPuts, PutFrames, putsDue, watchTarget } from "./watch.ts";
+import { maxOutstandingPuts, PutFrames, putsDue, until, watchTarget } from "./watch.ts";
 import {
   type FromWriter,
   maxReportedPutErrors,
@@ -88,10 +88,7 @@ function write(offsetMs: number): void {
 
 async function stop(drainTimeoutMs: number): Promise<void> {
   clearInterval(timer);
-  const deadline = performance.now() + drainTimeoutMs;
-  while (inFlight > 0 && performance.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, writerTickMs));
-  }
+  await until(() => inFlight === 0, drainTimeoutMs, writerTickMs);
   connection?.close();
   scope.postMessage({ kind: "stopped", counts });
 }
