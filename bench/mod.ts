@@ -71,6 +71,7 @@ export {
   renderTable,
   renderWatchTables,
   watchMemoryLegend,
+  watchPerPutLegend,
   watchRatioLegend,
   type WatchRun,
 } from "./report.ts";

@@ -272,6 +272,11 @@ export interface LeaseRun {
 export const watchRatioLegend = "ratio: events/s is ours/etcd; latency and server µs/event are " +
   "etcd/ours; so > 1 means ours is better in every column";
 
+/** What the per-put columns of the watch tables mean. */
+export const watchPerPutLegend = "first-event p99: per put, from its send to the first of its " +
+  "events to arrive; spread p99: per put, from its first event to its last; the event p99 " +
+  "comes from both, and at 1 000 watchers from a handful of puts";
+
 /** What the memory column of the watch tables means, and why it has no ratio. */
 export const watchMemoryLegend = "memory/watcher: growth of the server's VmRSS while the " +
   "watches were created (their streams were already open), over the watcher count; no ratio: " +
@@ -294,6 +299,8 @@ const watchHeader = [
   "events/s",
   "p50 ms",
   "p99 ms",
+  "first-event p99 ms",
+  "spread p99 ms",
   "missing",
   "errors",
   "memory/watcher",
@@ -311,6 +318,8 @@ function watchCells(label: string, r: WatchResult): string[] {
     formatRate(r.eventsPerSecond),
     formatMs(r.latency.p50Ms),
     formatMs(r.latency.p99Ms),
+    formatMs(r.perPut.firstEvent.p99Ms),
+    formatMs(r.perPut.spread.p99Ms),
     String(r.missingEvents),
     String(r.errors + r.putErrors),
     formatKiB(r.memoryPerWatcherBytes),
@@ -329,6 +338,8 @@ function watchRatioCells(ours: WatchResult, etcd: WatchResult): string[] {
     formatRatio(ours.eventsPerSecond, etcd.eventsPerSecond),
     formatRatio(etcd.latency.p50Ms, ours.latency.p50Ms),
     formatRatio(etcd.latency.p99Ms, ours.latency.p99Ms),
+    formatRatio(etcd.perPut.firstEvent.p99Ms, ours.perPut.firstEvent.p99Ms),
+    formatRatio(etcd.perPut.spread.p99Ms, ours.perPut.spread.p99Ms),
     "",
     "",
     "",
@@ -382,6 +393,7 @@ export function renderWatchTables(runs: WatchRun[], markdown: boolean): string {
       `the writer puts from a thread of its own; ` +
       `streams per connection each server allows: ${advertised.join(", ")}; ` +
       `missing: events not received ${catchUpTimeoutMs / 1000} s after the last put was answered`,
+      watchPerPutLegend,
       watchMemoryLegend,
       ...(anyRatio ? [watchRatioLegend] : []),
       ...(ofCase.some((r) => isDisturbed(r.result)) ? [disturbedLegend] : []),

@@ -32,6 +32,7 @@ import {
 } from "./grpc_stream.ts";
 import type { CpuProbe } from "./load.ts";
 import { Histogram, type LatencySummary } from "./stats.ts";
+import { PutArrivals, type PutArrivalSummary } from "./put_arrivals.ts";
 import { PutWriter } from "./watch_writer.ts";
 
 /** Names of the watch cases. */
@@ -381,6 +382,8 @@ export interface WatchResult {
   latency: LatencySummary;
   /** Non-empty latency histogram buckets [upper bound ms, count]. */
   buckets: Array<[number, number]>;
+  /** Per put received in the window: send to its first event, and first to last event. */
+  perPut: PutArrivalSummary;
   /**
    * After the last put was answered, how long until every watcher had every event; undefined
    * when they had not within the bound (see `missingEvents`).
@@ -467,6 +470,7 @@ export async function runWatch(
   const sessions: http2.ClientHttp2Session[] = [];
   const streams: RawBidiStream[] = [];
   const histogram = new Histogram();
+  const arrivals = new PutArrivals();
   let stopping = false;
   let recording = false;
   let errors = 0;
@@ -479,7 +483,10 @@ export async function runWatch(
     errors++;
   };
   const onSentAt = (sentAtMs: number) => {
-    if (recording) histogram.record(Math.max(0, performance.now() - sentAtMs));
+    if (!recording) return;
+    const nowMs = performance.now();
+    histogram.record(Math.max(0, nowMs - sentAtMs));
+    arrivals.note(sentAtMs, nowMs);
   };
 
   try {
@@ -559,6 +566,7 @@ export async function runWatch(
     const windowCpu = await cpu.stop();
     const counts = await writer.stop(putDrainTimeoutMs);
     const { putsOk, putsInWindow } = counts;
+    arrivals.answered(counts.answers);
     const lastPutAt = performance.now();
     const caughtUp = await until(() => eventsTotal >= putsOk * options.watchers, catchUpTimeoutMs);
     const catchUpMs = caughtUp ? performance.now() - lastPutAt : undefined;
@@ -580,6 +588,7 @@ export async function runWatch(
       offeredEventsPerSecond: (putsInWindow * options.watchers) / seconds,
       latency: histogram.summary(),
       buckets: histogram.buckets(),
+      perPut: arrivals.summary(),
       catchUpMs,
       missingEvents: Math.max(0, putsOk * options.watchers - eventsTotal),
       errors,

@@ -44,6 +44,11 @@ export interface WriterCounts {
   putsInWindow: number;
   /** The first failure. */
   firstError?: string;
+  /**
+   * Puts sent while recording (at most `maxTrackedPuts`), each as its send time and the time
+   * its answer came, both in the main thread's clock.
+   */
+  answers: Array<[number, number]>;
 }
 
 /** Messages to the worker. */

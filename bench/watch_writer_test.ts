@@ -44,6 +44,20 @@ Deno.test("a watch run with its writer on another thread times every event from 
     // some time, never none, and far less than the run.
     ok(result.latency.minMs > 0, `min ${result.latency.minMs} ms`);
     ok(result.latency.maxMs < 5_000, `max ${result.latency.maxMs} ms`);
+    // Per put: the puts seen in the window reached all the watchers (but for the window's
+    // edges, which may cut a put's events in two), and answers and first events came after
+    // the sends. The writer's window starts and ends a message later than the watchers'.
+    const perPut = result.perPut;
+    const edge = 2;
+    ok(
+      result.events <= perPut.puts * watchers && result.events > (perPut.puts - edge) * watchers,
+      `${result.events} events of ${perPut.puts} puts`,
+    );
+    ok(Math.abs(perPut.answer.count - perPut.puts) <= edge, `${perPut.answer.count} answers`);
+    ok(perPut.firstEvent.minMs > 0 && perPut.answer.minMs > 0, "answers and events follow sends");
+    ok(perPut.spread.maxMs <= result.latency.maxMs, "a put's spread is within its latency");
+    ok(perPut.slowest.length > 0 && perPut.slowest[0].firstEventMs >= perPut.firstEvent.p50Ms);
+    ok(Math.abs(perPut.slowest[0].sentAtEpochMs - Date.now()) < 60_000, "epoch send time");
   } finally {
     await member.stop();
   }

@@ -8,6 +8,7 @@
  */
 
 import { RawGrpcConnection } from "./grpc_raw.ts";
+import { maxTrackedPuts } from "./put_arrivals.ts";
 import { maxOutstandingPuts, PutFrames, putsDue, until, watchTarget } from "./watch.ts";
 import {
   type FromWriter,
@@ -38,6 +39,7 @@ const counts: WriterCounts = {
   putErrors: 0,
   putsSkipped: 0,
   putsInWindow: 0,
+  answers: [],
 };
 
 function failed(error: unknown): void {
@@ -78,10 +80,17 @@ function write(offsetMs: number): void {
     counts.putsSkipped += due - send;
     for (let i = 0; i < send; i++) {
       inFlight++;
-      if (recording) counts.putsInWindow++;
-      conn.unary(kvPaths.put, put.next(performance.now() - offsetMs))
-        .then(sent, failedPut)
-        .finally(answered);
+      const sentAtMs = performance.now() - offsetMs;
+      const response = conn.unary(kvPaths.put, put.next(sentAtMs));
+      if (recording) {
+        counts.putsInWindow++;
+        if (counts.answers.length < maxTrackedPuts) {
+          const answer: [number, number] = [sentAtMs, NaN];
+          counts.answers.push(answer);
+          response.then(() => answer[1] = performance.now() - offsetMs, () => {});
+        }
+      }
+      response.then(sent, failedPut).finally(answered);
     }
   }, writerTickMs);
 }
