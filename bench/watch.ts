@@ -293,6 +293,14 @@ export function putsDue(elapsedMs: number, ratePerSecond: number, issued: number
   return Math.max(0, Math.floor((elapsedMs * ratePerSecond) / 1000) - issued);
 }
 
+/**
+ * Milliseconds from `elapsedMs` until the next put is due at `ratePerSecond`, `issued` puts
+ * having gone out (0 when one is due already).
+ */
+export function nextPutInMs(elapsedMs: number, ratePerSecond: number, issued: number): number {
+  return Math.max(0, ((issued + 1) * 1000) / ratePerSecond - elapsedMs);
+}
+
 /** Watchers per stream when `watchers` are spread round robin over `streams` streams. */
 export function watchersPerStream(watchers: number, streams: number): number[] {
   assert(watchers >= 1 && streams >= 1, "at least one watcher and one stream");

@@ -12,6 +12,7 @@ import {
   decodeTimestampValue,
   defaultPutRate,
   encodeTimestampValue,
+  nextPutInMs,
   parseVmRssBytes,
   PutFrames,
   putsDue,
@@ -155,6 +156,20 @@ Deno.test("putsDue keeps a steady rate and catches up after a late tick", () => 
   strictEqual(putsDue(100, 1000, 12), 88, "a late tick sends what fell due meanwhile");
   strictEqual(putsDue(5, 100, 3), 0, "never negative");
   strictEqual(putsDue(1000, 100, 0), 100);
+});
+
+Deno.test("nextPutInMs waits until the next put is due, not at all when one is due", () => {
+  // 100 puts/s: put n+1 is due at (n + 1) * 10 ms.
+  strictEqual(nextPutInMs(0, 100, 0), 10);
+  strictEqual(nextPutInMs(4, 100, 0), 6);
+  strictEqual(nextPutInMs(25, 100, 2), 5);
+  strictEqual(nextPutInMs(35, 100, 2), 0, "late: due now");
+  // Whatever the wait, putsDue finds exactly one put due once it has passed.
+  for (const [elapsed, issued] of [[0, 0], [4, 0], [25, 2], [1234.5, 123]]) {
+    const at = elapsed + nextPutInMs(elapsed, 100, issued);
+    strictEqual(putsDue(at, 100, issued) >= 1, true, `due at ${at}`);
+    strictEqual(putsDue(at - 0.5, 100, issued), 0, `not due before ${at}`);
+  }
 });
 
 Deno.test("watchersPerStream spreads watchers evenly, never opening an empty stream", () => {

@@ -9,7 +9,14 @@
 
 import { RawGrpcConnection } from "./grpc_raw.ts";
 import { maxTrackedPuts } from "./put_arrivals.ts";
-import { maxOutstandingPuts, PutFrames, putsDue, until, watchTarget } from "./watch.ts";
+import {
+  maxOutstandingPuts,
+  nextPutInMs,
+  PutFrames,
+  putsDue,
+  until,
+  watchTarget,
+} from "./watch.ts";
 import {
   type FromWriter,
   maxReportedPutErrors,
@@ -19,8 +26,8 @@ import {
 } from "./watch_writer.ts";
 import { kvPaths } from "./workload.ts";
 
-/** The writer's pacing tick. */
-const writerTickMs = 2;
+/** How often the final drain checks for unanswered puts. */
+const drainPollMs = 2;
 
 /** The worker's global scope, as far as this module uses it. */
 const scope = globalThis as unknown as {
@@ -31,7 +38,8 @@ const scope = globalThis as unknown as {
 let setup: WriterSetup | undefined;
 let connection: RawGrpcConnection | undefined;
 let frames: PutFrames | undefined;
-let timer: ReturnType<typeof setInterval> | undefined;
+let timer: ReturnType<typeof setTimeout> | undefined;
+let stopped = false;
 let recording = false;
 let inFlight = 0;
 const counts: WriterCounts = {
@@ -73,8 +81,12 @@ function write(offsetMs: number): void {
     }
   };
   const answered = () => inFlight--;
-  timer = setInterval(() => {
-    const due = putsDue(performance.now() - start, rate, issued);
+  // One wake-up per put, at its due time: a fixed 2 ms tick woke this thread 500 times a
+  // second whatever the rate, and its CPU (taken from the cores the server and the watchers
+  // share) fell by about a quarter without it (110 -> 80 ms/s at 100 puts/s).
+  const tick = () => {
+    const elapsedMs = performance.now() - start;
+    const due = putsDue(elapsedMs, rate, issued);
     issued += due;
     const send = Math.min(due, maxOutstandingPuts - inFlight);
     counts.putsSkipped += due - send;
@@ -92,12 +104,15 @@ function write(offsetMs: number): void {
       }
       response.then(sent, failedPut).finally(answered);
     }
-  }, writerTickMs);
+    if (!stopped) timer = setTimeout(tick, nextPutInMs(performance.now() - start, rate, issued));
+  };
+  timer = setTimeout(tick, 0);
 }
 
 async function stop(drainTimeoutMs: number): Promise<void> {
-  clearInterval(timer);
-  await until(() => inFlight === 0, drainTimeoutMs, writerTickMs);
+  stopped = true;
+  clearTimeout(timer);
+  await until(() => inFlight === 0, drainTimeoutMs, drainPollMs);
   connection?.close();
   scope.postMessage({ kind: "stopped", counts });
 }
