@@ -396,7 +396,8 @@ export class GrpcServer implements ServiceRegistrar {
           stream.respond(okHeaders);
           headersSent = true;
         }
-        let ok = stream.write(this.#encodeEnveloped(schema, message));
+        // The client waits for this message; what else is ready joins it in the turn's write.
+        let ok = stream.write(this.#encodeEnveloped(schema, message), true);
         // What else the service has ready goes out now, short of back-pressure.
         while (ok && ready !== undefined && !stream.closed) {
           const more = ready();

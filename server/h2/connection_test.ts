@@ -388,6 +388,17 @@ Deno.test("h2: a slow reader gets back-pressure, then the rest once it opens its
   });
 });
 
+/** An `onSocket` hook that calls `onWrite` before each write to the socket. */
+function countWrites(onWrite: () => void): (socket: net.Socket) => void {
+  return (socket) => {
+    const write = socket.write.bind(socket) as (chunk: Uint8Array) => boolean;
+    socket.write = ((chunk: Uint8Array) => {
+      onWrite();
+      return write(chunk);
+    }) as typeof socket.write;
+  };
+}
+
 Deno.test("h2: a turn's output goes out in one write, or in pieces once it is large", async () => {
   const earlyWriteBytes = 4096;
   const chunkBytes = 512;
@@ -423,13 +434,47 @@ Deno.test("h2: a turn's output goes out in one write, or in pieces once it is la
     strictEqual(writesInHandler.get("/small"), 0);
     const large = writesInHandler.get("/large")!;
     ok(large >= (32 * chunkBytes) / earlyWriteBytes - 1, `${large} writes during the turn`);
-  }, (socket) => {
-    const write = socket.write.bind(socket) as (chunk: Uint8Array) => boolean;
-    socket.write = ((chunk: Uint8Array) => {
-      socketWrites++;
-      return write(chunk);
-    }) as typeof socket.write;
-  });
+  }, countWrites(() => socketWrites++));
+});
+
+Deno.test("h2: a streaming message written with flushNow leaves at once, the rest of its turn after", async () => {
+  const chunkBytes = 100;
+  const chunk = (i: number) => new Uint8Array(chunkBytes).fill(i);
+  let socketWrites = 0;
+  /** Socket writes made inside each of the handler's turns. */
+  const writesInTurn: number[] = [];
+  await withServer({
+    // No early writes by size: every write below comes from flushNow or the end of a turn.
+    earlyWriteBytes: 1 << 20,
+    onStream: (stream) => {
+      stream.respond([[":status", "200"]]);
+      const turn = (first: number, flushNow: boolean) => {
+        const before = socketWrites;
+        // Three messages of one turn, as a watch stream writes what is ready.
+        for (let i = first; i < first + 3; i++) stream.write(chunk(i), flushNow);
+        writesInTurn.push(socketWrites - before);
+      };
+      // Later turns, as events arrive for a long-lived stream.
+      setTimeout(() => {
+        turn(0, true);
+        setTimeout(() => {
+          turn(3, false);
+          setTimeout(() => stream.end(), 5);
+        }, 5);
+      }, 5);
+    },
+  }, async (port) => {
+    const client = connect(port);
+    try {
+      const answer = await request(client, { ":path": "/stream" });
+      deepStrictEqual(answer.body, concatBytes(...[0, 1, 2, 3, 4, 5].map(chunk)), "all, in order");
+    } finally {
+      client.close();
+    }
+    // With flushNow the first message went out at once and the other two waited for the
+    // turn's end; without it, the whole turn waited.
+    deepStrictEqual(writesInTurn, [1, 0]);
+  }, countWrites(() => socketWrites++));
 });
 
 Deno.test("h2: small writes of one turn share DATA frames, cut at the frame size and windows", async () => {
