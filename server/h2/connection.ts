@@ -5,9 +5,8 @@
  * CPU of a gRPC call in its own machinery (a Duplex stream object per call, several socket
  * writes per response). Here the frames of every response produced in one event-loop turn go
  * out in one socket write (or in pieces of `earlyWriteBytes` when a turn produces much, and
- * with the first streaming message a client waits for written at once), the
- * messages a stream gets in that time share DATA frames, and a stream is a plain object with
- * callbacks.
+ * with the first streaming message a client waits for written at once), the messages a stream
+ * gets in that time share DATA frames, and a stream is a plain object with callbacks.
  *
  * What it bounds: frame sizes (SETTINGS_MAX_FRAME_SIZE, checked from the frame header before
  * the payload is buffered), header blocks (compressed and decoded), concurrent streams, request
