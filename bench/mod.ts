@@ -87,6 +87,13 @@ export {
   type Target,
   targetAvailable,
 } from "./server_process.ts";
+export {
+  maxTrackedPuts,
+  PutArrivals,
+  type PutArrivalSummary,
+  type SlowPut,
+  slowPutsListed,
+} from "./put_arrivals.ts";
 export { Histogram, type HistogramOptions, type LatencySummary, percentile } from "./stats.ts";
 export {
   advertisedMaxStreams,
@@ -130,6 +137,7 @@ export {
   maxPutRate,
   maxStreamsPerConn,
   maxWatchers,
+  nextPutInMs,
   parseVmRssBytes,
   processRssBytes,
   PutFrames,
