@@ -49,8 +49,8 @@ export const slowPutsListed = 10;
  * arrival of its first and last events.
  */
 export class PutArrivals {
-  readonly #first = new Map<number, number>();
-  readonly #last = new Map<number, number>();
+  /** Per put's send time: [first event, last event] arrival. */
+  readonly #arrivals = new Map<number, [number, number]>();
   readonly #answered = new Map<number, number>();
   #untracked = 0;
 
@@ -59,14 +59,10 @@ export class PutArrivals {
    * are noted as they arrive, so `nowMs` never decreases.
    */
   note(sentAtMs: number, nowMs: number): void {
-    if (!this.#first.has(sentAtMs)) {
-      if (this.#first.size >= maxTrackedPuts) {
-        this.#untracked++;
-        return;
-      }
-      this.#first.set(sentAtMs, nowMs);
-    }
-    this.#last.set(sentAtMs, nowMs);
+    const arrival = this.#arrivals.get(sentAtMs);
+    if (arrival !== undefined) arrival[1] = nowMs;
+    else if (this.#arrivals.size < maxTrackedPuts) this.#arrivals.set(sentAtMs, [nowMs, nowMs]);
+    else this.#untracked++;
   }
 
   /** Notes the writer's `[send, answer]` times of puts (NaN: not answered). */
@@ -82,12 +78,8 @@ export class PutArrivals {
     const spread = new Histogram();
     const answer = new Histogram();
     const puts: SlowPut[] = [];
-    for (const [sentAtMs, firstMs] of this.#first) {
-      const lastMs = this.#last.get(sentAtMs);
-      assert(
-        lastMs !== undefined && lastMs >= firstMs,
-        "a put's last event is not before its first",
-      );
+    for (const [sentAtMs, [firstMs, lastMs]] of this.#arrivals) {
+      assert(lastMs >= firstMs, "a put's last event is not before its first");
       firstEvent.record(Math.max(0, firstMs - sentAtMs));
       spread.record(lastMs - firstMs);
       const answeredAtMs = this.#answered.get(sentAtMs);
@@ -103,7 +95,7 @@ export class PutArrivals {
     }
     puts.sort((a, b) => b.firstEventMs - a.firstEventMs);
     return {
-      puts: this.#first.size,
+      puts: this.#arrivals.size,
       untracked: this.#untracked,
       firstEvent: firstEvent.summary(),
       spread: spread.summary(),

@@ -39,7 +39,6 @@ let setup: WriterSetup | undefined;
 let connection: RawGrpcConnection | undefined;
 let frames: PutFrames | undefined;
 let timer: ReturnType<typeof setTimeout> | undefined;
-let stopped = false;
 let recording = false;
 let inFlight = 0;
 const counts: WriterCounts = {
@@ -104,13 +103,12 @@ function write(offsetMs: number): void {
       }
       response.then(sent, failedPut).finally(answered);
     }
-    if (!stopped) timer = setTimeout(tick, nextPutInMs(performance.now() - start, rate, issued));
+    timer = setTimeout(tick, nextPutInMs(performance.now() - start, rate, issued));
   };
   timer = setTimeout(tick, 0);
 }
 
 async function stop(drainTimeoutMs: number): Promise<void> {
-  stopped = true;
   clearTimeout(timer);
   await until(() => inFlight === 0, drainTimeoutMs, drainPollMs);
   connection?.close();
