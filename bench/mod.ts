@@ -73,6 +73,8 @@ export {
   watchMemoryLegend,
   watchPerPutLegend,
   watchRatioLegend,
+  watchRoundLegend,
+  watchRoundRows,
   type WatchRun,
 } from "./report.ts";
 export {
@@ -94,7 +96,13 @@ export {
   type SlowPut,
   slowPutsListed,
 } from "./put_arrivals.ts";
-export { Histogram, type HistogramOptions, type LatencySummary, percentile } from "./stats.ts";
+export {
+  Histogram,
+  type HistogramOptions,
+  type LatencySummary,
+  median,
+  percentile,
+} from "./stats.ts";
 export {
   advertisedMaxStreams,
   type BidiStreamHandlers,

@@ -7,6 +7,7 @@
 import type { LeaseCaseName, LeaseResult } from "./lease.ts";
 import type { LoadResult } from "./load.ts";
 import type { Target } from "./server_process.ts";
+import { median } from "./stats.ts";
 import { catchUpTimeoutMs, type WatchCaseName, type WatchResult } from "./watch.ts";
 import type { CaseName } from "./workload.ts";
 
@@ -350,6 +351,76 @@ function watchRatioCells(ours: WatchResult, etcd: WatchResult): string[] {
   ];
 }
 
+/** What the table of rounds under each watch table means. */
+export const watchRoundLegend = "rounds (with --repeat): the p99 of every attempt in run order, " +
+  "and the medians over the rounds, which other work on this shared host sways less than any " +
+  "one attempt; the ratio row divides the medians (etcd/ours, > 1 is ours ahead)";
+
+const watchRoundHeader = [
+  "watchers",
+  "server",
+  "p99 ms, each round",
+  "median p99 ms",
+  "median first-event p99 ms",
+  "median spread p99 ms",
+  "median p50 ms",
+];
+
+/** Medians over a cell's attempts of the figures the round table shows. */
+interface WatchMedians {
+  p99Ms: number;
+  firstEventP99Ms: number;
+  spreadP99Ms: number;
+  p50Ms: number;
+}
+
+function watchMedians(attempts: readonly WatchResult[]): WatchMedians {
+  return {
+    p99Ms: median(attempts.map((a) => a.latency.p99Ms)),
+    firstEventP99Ms: median(attempts.map((a) => a.perPut.firstEvent.p99Ms)),
+    spreadP99Ms: median(attempts.map((a) => a.perPut.spread.p99Ms)),
+    p50Ms: median(attempts.map((a) => a.latency.p50Ms)),
+  };
+}
+
+/**
+ * The rows of a watch case's round table: per (watchers, server) measured more than once, each
+ * attempt's p99 and the medians, with a ratio row of the medians when both servers were.
+ */
+export function watchRoundRows(ofCase: readonly WatchRun[]): string[][] {
+  const rows: string[][] = [];
+  for (const watchers of [...new Set(ofCase.map((r) => r.watchers))]) {
+    const medians: Partial<Record<Target, WatchMedians>> = {};
+    for (const target of ["etcd", "ours"] as const) {
+      const run = ofCase.find((r) => r.watchers === watchers && r.target === target);
+      if (run?.attempts === undefined) continue;
+      const m = medians[target] = watchMedians(run.attempts);
+      rows.push([
+        String(watchers),
+        target,
+        run.attempts.map((a) => formatMs(a.latency.p99Ms)).join(", "),
+        formatMs(m.p99Ms),
+        formatMs(m.firstEventP99Ms),
+        formatMs(m.spreadP99Ms),
+        formatMs(m.p50Ms),
+      ]);
+    }
+    const { etcd, ours } = medians;
+    if (etcd && ours) {
+      rows.push([
+        String(watchers),
+        "ratio",
+        "",
+        formatRatio(etcd.p99Ms, ours.p99Ms),
+        formatRatio(etcd.firstEventP99Ms, ours.firstEventP99Ms),
+        formatRatio(etcd.spreadP99Ms, ours.spreadP99Ms),
+        formatRatio(etcd.p50Ms, ours.p50Ms),
+      ]);
+    }
+  }
+  return rows;
+}
+
 function pushLegends(out: string[], legends: string[], markdown: boolean): void {
   // Markdown needs a paragraph per legend; plain text reads better as consecutive lines.
   for (const [i, l] of legends.entries()) {
@@ -381,6 +452,8 @@ export function renderWatchTables(runs: WatchRun[], markdown: boolean): string {
     const title = `${caseName}: ${ofCase[0].title}`;
     out.push(markdown ? `#### ${title}` : title, "");
     out.push(renderTable(watchHeader, rows, markdown));
+    const rounds = watchRoundRows(ofCase);
+    if (rounds.length > 0) out.push("", renderTable(watchRoundHeader, rounds, markdown));
     const layouts = [
       ...new Set(ofCase.map((r) => `${r.result.streams} streams on ${r.result.conns} connections`)),
     ];
@@ -396,6 +469,7 @@ export function renderWatchTables(runs: WatchRun[], markdown: boolean): string {
       watchPerPutLegend,
       watchMemoryLegend,
       ...(anyRatio ? [watchRatioLegend] : []),
+      ...(rounds.length > 0 ? [watchRoundLegend] : []),
       ...(ofCase.some((r) => isDisturbed(r.result)) ? [disturbedLegend] : []),
     ];
     pushLegends(out, legends, markdown);

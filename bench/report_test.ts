@@ -1,6 +1,17 @@
-import { ok, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import type { LoadResult } from "./load.ts";
-import { type CaseRun, formatMs, formatRatio, renderCaseTables, renderTable } from "./report.ts";
+import {
+  type CaseRun,
+  formatMs,
+  formatRatio,
+  renderCaseTables,
+  renderTable,
+  renderWatchTables,
+  watchRoundLegend,
+  watchRoundRows,
+  type WatchRun,
+} from "./report.ts";
+import type { WatchResult } from "./watch.ts";
 
 function result(throughput: number, latencyMs: number): LoadResult {
   return {
@@ -99,4 +110,53 @@ Deno.test("rows measured while other work used the CPUs are marked disturbed", (
   ok(rows.some((l) => l.startsWith("16") && l.endsWith("80% !")), text);
   ok(rows.some((l) => l.startsWith("1 ") && l.endsWith("5%")), text);
   ok(text.includes("disturbed"), text);
+});
+
+/** A watch attempt with the figures the round table reads; the rest is not looked at. */
+function watchAttempt(p99Ms: number, firstEventP99Ms: number, spreadP99Ms: number): WatchResult {
+  const summary = (p: number) => ({ p50Ms: p / 4, p99Ms: p });
+  return {
+    watchers: 1000,
+    putsPerSecond: 100,
+    eventsPerSecond: 100_000,
+    latency: { ...summary(p99Ms), count: 1000 },
+    perPut: { firstEvent: summary(firstEventP99Ms), spread: summary(spreadP99Ms) },
+    missingEvents: 0,
+    errors: 0,
+    putErrors: 0,
+    serverCpuPct: 20,
+    serverCpuMicrosPerEvent: 2,
+    clientCpuPct: 20,
+    otherCpuPct: 5,
+    streams: 16,
+    conns: 4,
+  } as unknown as WatchResult;
+}
+
+function watchRun(target: "etcd" | "ours", attempts: WatchResult[]): WatchRun {
+  return {
+    target,
+    caseName: "watch-key",
+    title: "one key",
+    watchers: 1000,
+    result: attempts[0],
+    ...(attempts.length > 1 ? { attempts } : {}),
+  };
+}
+
+Deno.test("the round table lists every attempt's p99 and divides the medians", () => {
+  const runs = [
+    watchRun("etcd", [watchAttempt(10, 8, 6), watchAttempt(40, 30, 20), watchAttempt(30, 20, 10)]),
+    watchRun("ours", [watchAttempt(20, 16, 2), watchAttempt(12, 10, 3), watchAttempt(15, 12, 4)]),
+  ];
+  deepStrictEqual(watchRoundRows(runs), [
+    ["1000", "etcd", "10.0, 40.0, 30.0", "30.0", "20.0", "10.0", "7.50"],
+    ["1000", "ours", "20.0, 12.0, 15.0", "15.0", "12.0", "3.00", "3.75"],
+    ["1000", "ratio", "", "2.00x", "1.67x", "3.33x", "2.00x"],
+  ]);
+  // A single measurement has no rounds to summarise.
+  deepStrictEqual(watchRoundRows([watchRun("ours", [watchAttempt(20, 16, 2)])]), []);
+  ok(renderWatchTables(runs, false).includes(watchRoundLegend));
+  const single = runs.map(({ attempts: _, ...run }) => run);
+  strictEqual(renderWatchTables(single, false).includes(watchRoundLegend), false);
 });

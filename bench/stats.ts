@@ -21,6 +21,18 @@ export function percentile(sorted: ArrayLike<number>, p: number): number {
   return sorted[rank - 1];
 }
 
+/**
+ * Median of `values` (any order): the middle value, or the mean of the two middle ones. NaN for
+ * none. The bench summarises the rounds of `--repeat` with it.
+ */
+export function median(values: readonly number[]): number {
+  const n = values.length;
+  if (n === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = n >> 1;
+  return n % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
 /** Summary of one set of latencies, all in milliseconds. */
 export interface LatencySummary {
   /** Number of recorded samples. */

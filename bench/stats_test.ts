@@ -1,5 +1,5 @@
 import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
-import { Histogram, percentile } from "./stats.ts";
+import { Histogram, median, percentile } from "./stats.ts";
 import { AssertionError } from "../internal/assert.ts";
 import { mulberry32 } from "../internal/seeded_random.ts";
 
@@ -160,4 +160,11 @@ Deno.test("histogram rejects negative values and bad options", () => {
   throws(() => new Histogram({ lowest: 0 }), AssertionError);
   throws(() => new Histogram({ lowest: 10, highest: 5 }), AssertionError);
   throws(() => new Histogram({ relativePrecision: 1 }), AssertionError);
+});
+
+Deno.test("median takes the middle value, or the mean of the two middle ones", () => {
+  strictEqual(median([30, 10, 20]), 20);
+  strictEqual(median([4, 1, 3, 2]), 2.5);
+  strictEqual(median([7]), 7);
+  ok(Number.isNaN(median([])));
 });
