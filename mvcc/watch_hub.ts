@@ -90,7 +90,8 @@ export interface WatchSpec {
 export interface WatchBatch {
   /**
    * Events of whole revisions, in revision order; empty for a progress report. Read-only: the
-   * watchers of one event share the array.
+   * watchers of one event share the array, and the batch of a one-event revision is itself
+   * shared (only a watcher's own progress report is ever changed in place).
    */
   readonly events: readonly MvccEvent[];
   /**
@@ -198,11 +199,24 @@ export class Watcher {
   /** Synced, unsynced (catching up), or canceled. */
   state: WatcherState;
   /**
-   * Batches held for the consumer. A `Fifo`: emptying an array on every take made the next
-   * push allocate a fresh backing store, once per watcher and event (1 000 watchers on one
-   * key: 1 000 arrays per put).
+   * The consumer's own mark: the watcher waits in its send queue. The hub never reads it; it
+   * lives here so that the consumer's part of a put's walk over its watchers touches nothing
+   * but the watcher.
    */
-  readonly #batches = new Fifo<WatchBatch>();
+  queued = false;
+  /**
+   * The oldest batch held for the consumer, in the watcher itself: a watcher that keeps up
+   * holds one batch at a time, and the hub's walk over 1 000 watchers per put then touches one
+   * object per watcher rather than three (watcher, queue, queue's array); the walk runs with
+   * caches the put's own backend work has just cooled (1 000 watchers on a prefix: 0.48 ms per
+   * put against 0.21 ms on one key).
+   */
+  #head: WatchBatch | undefined = undefined;
+  /**
+   * The batches after `#head`, made on first need. A `Fifo`: emptying an array on every take
+   * made the next push allocate a fresh backing store.
+   */
+  #rest: Fifo<WatchBatch> | undefined = undefined;
   #bufferedEvents = 0;
   #bufferedBytes = 0;
 
@@ -242,7 +256,7 @@ export class Watcher {
 
   /** Whether a batch waits to be taken. */
   get pending(): boolean {
-    return this.#batches.length > 0;
+    return this.#head !== undefined;
   }
 
   /** Events held for the consumer. */
@@ -257,13 +271,14 @@ export class Watcher {
 
   /** The oldest batch, left in place. */
   peek(): WatchBatch | undefined {
-    return this.#batches.peek();
+    return this.#head;
   }
 
   /** Takes the oldest batch; the hub may refill the buffer from history afterwards. */
   take(): WatchBatch | undefined {
-    const batch = this.#batches.shift();
+    const batch = this.#head;
     if (batch === undefined) return undefined;
+    this.#head = this.#rest?.shift();
     this.stream.hub.heldBatchesChanged(-1);
     this.#bufferedEvents -= batch.events.length;
     this.#bufferedBytes -= batch.bytes;
@@ -284,9 +299,10 @@ export class Watcher {
     return events.filter((ev) => ev.type === "put" ? !this.#noPut : !this.#noDelete);
   }
 
-  /** @internal Appends a batch and tells the stream. */
+  /** @internal Appends a batch (which other watchers may share) and tells the stream. */
   push(batch: WatchBatch): void {
-    this.#batches.push(batch);
+    if (this.#head === undefined) this.#head = batch;
+    else (this.#rest ??= new Fifo()).push(batch);
     this.stream.hub.heldBatchesChanged(1);
     this.#bufferedEvents += batch.events.length;
     this.#bufferedBytes += batch.bytes;
@@ -295,7 +311,7 @@ export class Watcher {
 
   /** @internal The last batch, if it is a progress report (so reports do not pile up). */
   lastProgress(): WatchBatch | undefined {
-    const last = this.#batches.peekLast();
+    const last = this.#rest?.peekLast() ?? this.#head;
     return last !== undefined && last.events.length === 0 && last.compactRevision === undefined
       ? last
       : undefined;
@@ -303,7 +319,10 @@ export class Watcher {
 
   /** @internal Drops everything buffered. */
   clear(): void {
-    this.stream.hub.heldBatchesChanged(-this.#batches.drain().length);
+    const held = (this.#head !== undefined ? 1 : 0) + (this.#rest?.length ?? 0);
+    this.#head = undefined;
+    this.#rest = undefined;
+    this.stream.hub.heldBatchesChanged(-held);
     this.#bufferedEvents = 0;
     this.#bufferedBytes = 0;
   }
@@ -570,9 +589,14 @@ export class WatchHub {
    * nothing, when `w` already holds too much to take them.
    */
   #offer(w: Watcher, events: readonly MvccEvent[], rev: number, bytes: number): boolean {
-    if (w.bufferedEvents > 0 && !this.#fits(w, events.length, bytes)) return false;
-    w.minRev = rev + 1;
-    w.push({ events, revision: rev, bytes });
+    return this.#offerBatch(w, { events, revision: rev, bytes });
+  }
+
+  /** {@linkcode #offer} of a batch already made (and perhaps shared with other watchers). */
+  #offerBatch(w: Watcher, batch: WatchBatch): boolean {
+    if (w.bufferedEvents > 0 && !this.#fits(w, batch.events.length, batch.bytes)) return false;
+    w.minRev = batch.revision + 1;
+    w.push(batch);
     return true;
   }
 
@@ -586,25 +610,29 @@ export class WatchHub {
   }
 
   /**
-   * A revision of one event (a put, or a delete of one key): every matched watcher gets the same
-   * events array (consumers copy before merging) and one of two sizes, so a put seen by 1 000
-   * watchers builds no table and no array per watcher.
+   * A revision of one event (a put, or a delete of one key): every matched watcher gets one of
+   * two batches (without and with previous values), shared, so a put seen by 1 000 watchers
+   * builds no table, no array and no batch per watcher. The event is the whole revision, so a
+   * filter either keeps it (the same content) or drops it.
    */
   #notifyOneEvent(published: MvccEvent[], rev: number): void {
     // One array of our own: the publisher's may be its own to reuse.
     const events = [published[0]];
-    const sizes = [-1, -1]; // without, with previous values
+    const batches: (WatchBatch | undefined)[] = [undefined, undefined];
     let tooSlow: Watcher[] | undefined;
     this.#synced.match(events[0].kv.key, (w) => {
       if (rev < w.minRev) return; // a watcher waiting for a future revision
-      const kept = w.filter(events);
-      if (kept.length === 0) {
+      if (w.filter(events).length === 0) {
         w.minRev = rev + 1;
         return;
       }
       const which = w.prevKv ? 1 : 0;
-      if (sizes[which] < 0) sizes[which] = batchBytes(kept, w.prevKv);
-      if (!this.#offer(w, kept, rev, sizes[which])) (tooSlow ??= []).push(w);
+      const batch = batches[which] ??= {
+        events,
+        revision: rev,
+        bytes: batchBytes(events, w.prevKv),
+      };
+      if (!this.#offerBatch(w, batch)) (tooSlow ??= []).push(w);
     });
     // Outside the walk over the synced set, which this changes.
     for (const w of tooSlow ?? []) this.#unsync(w, rev);

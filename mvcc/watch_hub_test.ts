@@ -393,6 +393,34 @@ Deno.test("progress reports only for synced watchers, at the current revision", 
   }
 });
 
+Deno.test("watchers of a one-event revision share its batch, which a progress report never changes", () => {
+  const t = setup();
+  try {
+    const a = t.watch({ key: "a" });
+    const b = t.watch({ key: "a" });
+    const withPrev = t.watch({ key: "a", prevKv: true });
+    const first = t.put("a");
+    strictEqual(a.peek(), b.peek(), "one batch for the watchers without previous values");
+    ok(withPrev.peek() !== a.peek(), "another for those with them (a different size)");
+    strictEqual(t.hub.progress(a), true);
+    const second = t.put("a");
+    strictEqual(t.hub.progress(a), true);
+    // a now holds four batches: the shared first event, its own report, the shared second
+    // event and another report of its own. Taken in that order; b's are untouched.
+    deepStrictEqual(drain(a).map((x) => [x.events.length, x.revision]), [
+      [1, first],
+      [0, first],
+      [1, second],
+      [0, second],
+    ]);
+    deepStrictEqual(drain(b).map((x) => [x.events.length, x.revision]), [[1, first], [1, second]]);
+    strictEqual(drain(withPrev).length, 2);
+    strictEqual(t.hub.holdsUntaken, false);
+  } finally {
+    t.close();
+  }
+});
+
 Deno.test("the hub holds untaken output from a push until every batch is taken or dropped", () => {
   const t = setup({ maxBufferedEvents: 1 });
   try {

@@ -107,8 +107,6 @@ interface Entry {
   fragment: boolean;
   /** No events were sent since the last progress tick (etcd's `progress[id]`). */
   progressDue: boolean;
-  /** In the session's ready queue. */
-  queued: boolean;
 }
 
 /**
@@ -214,7 +212,7 @@ class WatchSession {
   readonly #single: boolean;
   readonly #entries = new Map<Watcher, Entry>();
   /**
-   * Watchers with batches to send, in turn order, each at most once (`Entry.queued`); a
+   * Watchers with batches to send, in turn order, each at most once (`Watcher.queued`); a
    * canceled watcher's place is skipped. A queue, not a `Set`: every event re-adds its watcher
    * after taking it, and a `Set` churned that way made finding the next one the session's
    * largest CPU cost at 1 000 watchers.
@@ -404,11 +402,10 @@ class WatchSession {
       progressNotify: req.progressNotify,
       fragment: req.fragment,
       progressDue: true,
-      queued: false,
     };
     this.#entries.set(watcher, entry);
     this.#pushControl(create(WatchResponseSchema, { header, watchId: watcher.id, created: true }));
-    if (watcher.pending) this.#enqueue(entry);
+    if (watcher.pending) this.#enqueue(watcher);
   }
 
   #cancel(id: bigint): void {
@@ -430,15 +427,16 @@ class WatchSession {
 
   #changed(w: Watcher): void {
     if (this.#done) return;
-    const entry = this.#entries.get(w);
-    if (w.pending && entry) this.#enqueue(entry);
+    // No entry lookup here: the hub calls this for each of 1 000 watchers per put, and
+    // `#nextReady` skips a watcher canceled meanwhile.
+    if (w.pending) this.#enqueue(w);
     this.#signal();
   }
 
-  #enqueue(entry: Entry): void {
-    if (entry.queued) return;
-    entry.queued = true;
-    this.#ready.push(entry.watcher);
+  #enqueue(w: Watcher): void {
+    if (w.queued) return;
+    w.queued = true;
+    this.#ready.push(w);
   }
 
   /** The next watcher in turn with an entry, taken off the queue. */
@@ -446,7 +444,7 @@ class WatchSession {
     for (let w = this.#ready.shift(); w !== undefined; w = this.#ready.shift()) {
       const entry = this.#entries.get(w);
       if (entry === undefined) continue; // canceled since
-      entry.queued = false;
+      w.queued = false;
       return entry;
     }
     return undefined;
@@ -472,7 +470,7 @@ class WatchSession {
       const w = entry.watcher;
       const batch = takeMerged(w);
       if (!batch) continue;
-      if (w.pending) this.#enqueue(entry);
+      if (w.pending) this.#enqueue(w);
       return this.#fromBatch(entry, batch);
     }
     if (this.#progressRequested && this.#caughtUp()) {
