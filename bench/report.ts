@@ -6,7 +6,7 @@
 
 import type { LeaseCaseName, LeaseResult } from "./lease.ts";
 import type { LoadResult } from "./load.ts";
-import type { Target } from "./server_process.ts";
+import { allTargets, type Target } from "./server_process.ts";
 import { median } from "./stats.ts";
 import { catchUpTimeoutMs, type WatchCaseName, type WatchResult } from "./watch.ts";
 import type { CaseName } from "./workload.ts";
@@ -391,7 +391,7 @@ export function watchRoundRows(ofCase: readonly WatchRun[]): string[][] {
   const rows: string[][] = [];
   for (const watchers of [...new Set(ofCase.map((r) => r.watchers))]) {
     const medians: Partial<Record<Target, WatchMedians>> = {};
-    for (const target of ["etcd", "ours"] as const) {
+    for (const target of allTargets) {
       const run = ofCase.find((r) => r.watchers === watchers && r.target === target);
       if (run?.attempts === undefined) continue;
       const m = medians[target] = watchMedians(run.attempts);
